@@ -1,0 +1,448 @@
+#include "agent/core/agent.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "agent/os/errors.h"
+#include "agent/os/procfs.h"
+#include "agent/os/reaper.h"
+#include "agent/os/spawner.h"
+
+extern char** environ;
+
+namespace corral::agent {
+namespace {
+
+// Worker output lines longer than this are split into pieces.
+constexpr size_t kMaxLine = 16 * 1024;
+// Variables the agent sets for each worker; inherited copies are removed.
+constexpr std::string_view kOwnVariables[] = {
+    "LISTEN_FDS=",   "LISTEN_PID=",       "LISTEN_FDNAMES=",
+    "NOTIFY_SOCKET=", "WATCHDOG_USEC=",   "WATCHDOG_PID=",
+    "CORRAL_WORKER_ID=", "CORRAL_WORKER_GENERATION="};
+
+SupervisorConfig MakeConfig(const Options& o) {
+  SupervisorConfig c;
+  c.workers = o.workers.value_or(AffinityCpuCount());
+  if (o.ready == ReadyMode::kDelay) c.ready_delay = o.ready_delay;
+  c.ready_timeout = o.ready_timeout;
+  c.stop_timeout = o.stop_timeout;
+  c.drain_delay = o.drain_delay;
+  c.watchdog = o.watchdog;
+  c.backoff = o.backoff;
+  return c;
+}
+
+}  // namespace
+
+int AffinityCpuCount() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
+
+struct Agent::PipeReader {
+  PipeReader(boost::asio::io_context& io, int fd, LineSource src)
+      : pipe(io, fd), source(src) {}
+  boost::asio::posix::stream_descriptor pipe;
+  LineSource source;
+  std::array<char, 64 * 1024> chunk;
+  std::string pending;  // a line not yet ended
+  std::list<std::unique_ptr<PipeReader>>::iterator self;
+};
+
+Agent::Agent(Options options, SignalFd signals, LogWriter* writer)
+    : options_(std::move(options)),
+      writer_(writer),
+      signals_(std::move(signals)),
+      signal_watch_(io_),
+      deadline_timer_(io_),
+      housekeeping_timer_(io_),
+      logger_(options_.log_format, writer) {}
+
+Agent::~Agent() {
+  // The descriptors below are owned elsewhere: release, don't close.
+  signal_watch_.release();
+  if (notify_watch_) notify_watch_->release();
+  for (const OpenListener& l : listeners_) close(l.fd);
+  for (const ListenSpec& spec : options_.listen) {
+    if (spec.is_unix) unlink(spec.path.c_str());
+  }
+  if (dev_null_ >= 0) close(dev_null_);
+}
+
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(Options options,
+                                                     SignalFd signals,
+                                                     LogWriter* writer) {
+  std::unique_ptr<Agent> agent(
+      new Agent(std::move(options), std::move(signals), writer));
+  if (absl::Status s = agent->Open(); !s.ok()) return s;
+  return agent;
+}
+
+absl::Status Agent::Open() {
+  if (absl::Status s = BecomeSubreaperUnlessInit(); !s.ok()) return s;
+  const char* path_env = getenv("PATH");
+  absl::StatusOr<std::string> exe =
+      FindExecutable(options_.command[0], path_env ? path_env : "");
+  if (!exe.ok()) {
+    return absl::Status(exe.status().code(),
+                        absl::StrCat("cannot run the worker command: ",
+                                     exe.status().message()));
+  }
+  executable_ = *exe;
+  std::vector<std::string> names;
+  for (const ListenSpec& spec : options_.listen) {
+    absl::StatusOr<OpenListener> l = OpenListenSocket(spec);
+    if (!l.ok()) return l.status();
+    listeners_.push_back(*l);
+    names.push_back(spec.name);
+  }
+  listen_names_ = absl::StrJoin(names, ":");
+  absl::StatusOr<NotifySocket> notify = NotifySocket::Create(kMaxNotifyMessage);
+  if (!notify.ok()) return notify.status();
+  notify_.emplace(std::move(*notify));
+  dev_null_ = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (dev_null_ < 0) return ErrnoStatus(errno, "open /dev/null");
+  base_env_ = BaseEnvironment();
+
+  signal_watch_.assign(signals_.fd());
+  notify_watch_.emplace(io_, notify_->fd());
+  std::random_device seed;
+  auto rng = std::make_shared<std::mt19937_64>(seed());
+  supervisor_ = std::make_unique<Supervisor>(
+      MakeConfig(options_), &clock_, this, &logger_, [rng] {
+        return std::uniform_real_distribution<double>(0, 1)(*rng);
+      });
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Agent::BaseEnvironment() const {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    bool own = false;
+    for (std::string_view prefix : kOwnVariables) {
+      own = own || entry.starts_with(prefix);
+    }
+    if (!own) env.emplace_back(entry);
+  }
+  env.push_back(absl::StrCat("NOTIFY_SOCKET=", notify_->address()));
+  if (!listeners_.empty()) {
+    env.push_back(absl::StrCat("LISTEN_FDS=", listeners_.size()));
+    env.push_back(absl::StrCat("LISTEN_FDNAMES=", listen_names_));
+    env.push_back("LISTEN_PID=");  // the child writes its own pid here
+  }
+  if (options_.watchdog > Duration::zero()) {
+    env.push_back(absl::StrCat(
+        "WATCHDOG_USEC=",
+        std::chrono::duration_cast<std::chrono::microseconds>(options_.watchdog)
+            .count()));
+    env.push_back("WATCHDOG_PID=");
+  }
+  return env;
+}
+
+// --- ProcessControl -------------------------------------------------------
+
+absl::StatusOr<pid_t> Agent::Spawn(const SpawnRequest& request) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    int e = errno;
+    close(out[0]);
+    close(out[1]);
+    return ErrnoStatus(e, "pipe2");
+  }
+  SpawnPlan plan;
+  plan.path = executable_;
+  plan.argv = options_.command;
+  plan.env = base_env_;
+  plan.env.push_back(absl::StrCat("CORRAL_WORKER_ID=", request.slot));
+  plan.env.push_back(
+      absl::StrCat("CORRAL_WORKER_GENERATION=", request.generation));
+  plan.stdin_fd = dev_null_;
+  plan.stdout_fd = out[1];
+  plan.stderr_fd = err[1];
+  for (const OpenListener& l : listeners_) plan.inherit_fds.push_back(l.fd);
+  // When the agent is not PID 1 and dies, its workers must not linger.
+  plan.parent_death_signal = getpid() == 1 ? 0 : SIGTERM;
+  absl::StatusOr<pid_t> pid = corral::agent::Spawn(plan);
+  close(out[1]);
+  close(err[1]);
+  if (!pid.ok()) {
+    close(out[0]);
+    close(err[0]);
+    return pid;
+  }
+  StartReader(out[0], {request.slot, request.generation, *pid, "stdout"});
+  StartReader(err[0], {request.slot, request.generation, *pid, "stderr"});
+  return pid;
+}
+
+void Agent::SignalGroup(pid_t pgid, int sig) {
+  if (pgid > 1) kill(-pgid, sig);  // ESRCH: the group is gone already
+}
+
+void Agent::SignalProcess(pid_t pid, int sig) {
+  if (pid > 1) kill(pid, sig);
+}
+
+int Agent::SignalStrays(int sig, const std::vector<pid_t>& worker_groups) {
+  // Only trust /proc when it shows our own pid namespace: a host /proc seen
+  // from inside a namespace would name processes that are not ours.
+  if (!ProcMatchesNamespace()) return 0;
+  int count = 0;
+  for (const ProcStat& p : Descendants(getpid())) {
+    if (p.state == 'Z') continue;
+    if (std::find(worker_groups.begin(), worker_groups.end(), p.pgid) !=
+        worker_groups.end()) {
+      continue;
+    }
+    if (kill(p.pid, sig) == 0) ++count;
+  }
+  return count;
+}
+
+bool Agent::HasChildren() { return corral::agent::HasChildren(); }
+
+// --- the loop -------------------------------------------------------------
+
+int Agent::Run() {
+  std::vector<std::string> addresses;
+  for (const OpenListener& l : listeners_) addresses.push_back(l.address);
+  const int workers = options_.workers.value_or(AffinityCpuCount());
+  logger_.Emit(
+      Event{Level::kInfo, "agent_started",
+            absl::StrFormat("corral-agent pid %d%s: %d worker(s) of '%s'%s%s",
+                            getpid(), getpid() == 1 ? " (PID 1)" : "", workers,
+                            absl::StrJoin(options_.command, " "),
+                            addresses.empty() ? "" : " on ",
+                            absl::StrJoin(addresses, ", ")),
+            {}}
+          .With("pid", int64_t{getpid()})
+          .With("pid1", getpid() == 1)
+          .With("workers", int64_t{workers})
+          .With("listen", absl::StrJoin(addresses, ","))
+          .With("command", absl::StrJoin(options_.command, " ")));
+  WatchSignals();
+  WatchNotify();
+  Housekeeping();
+  supervisor_->Start();
+  AfterEvent();
+  if (!supervisor_->done()) io_.run();
+  DrainPipesSync();
+  logger_.ReportDropped();
+  return supervisor_->exit_code();
+}
+
+void Agent::AfterEvent() {
+  if (supervisor_->done()) {
+    io_.stop();
+    return;
+  }
+  std::optional<TimePoint> next = supervisor_->NextDeadline();
+  if (!next) {
+    deadline_timer_.cancel();
+    return;
+  }
+  deadline_timer_.expires_at(*next);
+  deadline_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;  // re-armed or cancelled
+    supervisor_->Tick();
+    AfterEvent();
+  });
+}
+
+void Agent::Housekeeping() {
+  logger_.ReportDropped();
+  housekeeping_timer_.expires_after(std::chrono::seconds(1));
+  housekeeping_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) Housekeeping();
+  });
+}
+
+void Agent::WatchSignals() {
+  signal_watch_.async_wait(
+      boost::asio::posix::stream_descriptor::wait_read,
+      [this](boost::system::error_code ec) {
+        if (ec) return;
+        OnSignals();
+        AfterEvent();
+        if (!supervisor_->done()) WatchSignals();
+      });
+}
+
+void Agent::OnSignals() {
+  for (int sig : signals_.ReadPending()) {
+    if (sig == SIGCHLD) {
+      for (const Reaped& r : ReapAll()) {
+        if (supervisor_->OnExit(r.pid, r.status)) continue;
+        ++orphans_reaped_;
+        Event e{Level::kInfo, "orphan_reaped",
+                absl::StrFormat("reaped adopted process %d (%s)", r.pid,
+                                r.status.Describe()),
+                {}};
+        e.With("pid", int64_t{r.pid});
+        if (r.status.signal) {
+          e.With("signal", std::string(SignalName(r.status.signal)));
+        } else {
+          e.With("code", int64_t{r.status.code});
+        }
+        logger_.Emit(e);
+      }
+      continue;
+    }
+    logger_.Emit(Event{Level::kInfo, "signal_received",
+                       absl::StrCat("received ", SignalName(sig)),
+                       {}}
+                     .With("signal", std::string(SignalName(sig))));
+    if (sig == SIGTERM || sig == SIGINT) {
+      supervisor_->Shutdown(sig);
+    } else if (sig == SIGHUP) {
+      if (absl::Status s = supervisor_->Reload(); !s.ok()) {
+        logger_.Emit(Event{Level::kWarn, "reload_refused",
+                           absl::StrCat("SIGHUP ignored: ", s.message()),
+                           {}});
+      }
+    } else {
+      supervisor_->ForwardSignal(sig);
+    }
+  }
+}
+
+// --- notify socket --------------------------------------------------------
+
+void Agent::WatchNotify() {
+  notify_watch_->async_wait(
+      boost::asio::posix::stream_descriptor::wait_read,
+      [this](boost::system::error_code ec) {
+        if (ec) return;
+        OnNotifyReadable();
+        AfterEvent();
+        if (!supervisor_->done()) WatchNotify();
+      });
+}
+
+void Agent::OnNotifyReadable() {
+  // Bounded per wake-up so a flood cannot starve the rest of the loop.
+  for (int i = 0; i < 256; ++i) {
+    std::optional<NotifyDatagram> d = notify_->Receive();
+    if (!d) return;
+    HandleDatagram(*d);
+  }
+}
+
+void Agent::HandleDatagram(const NotifyDatagram& d) {
+  if (!d.has_credentials) return Reject(0, "no sender credentials");
+  if (d.oversized) return Reject(d.pid, "message over 4096 bytes");
+  std::optional<pid_t> worker = AttributeToWorker(d.pid);
+  if (!worker) return Reject(d.pid, "sender is not a worker or its descendant");
+  absl::StatusOr<NotifyMessage> msg = ParseNotifyMessage(d.payload);
+  if (!msg.ok()) {
+    return Reject(d.pid, absl::StrCat("malformed: ", msg.status().message()));
+  }
+  supervisor_->OnNotify(*worker, *msg);
+}
+
+std::optional<pid_t> Agent::AttributeToWorker(pid_t sender) const {
+  pid_t pid = sender;
+  // The sender itself, or a descendant of a worker (a shell wrapper's child).
+  for (int depth = 0; depth < 32 && pid > 1; ++depth) {
+    if (supervisor_->IsWorker(pid)) return pid;
+    std::optional<ProcStat> st = ReadProcStat(pid);
+    if (!st) return std::nullopt;
+    pid = st->ppid;
+  }
+  return std::nullopt;
+}
+
+void Agent::Reject(pid_t pid, const std::string& reason) {
+  ++notify_rejected_;
+  logger_.Emit(Event{Level::kWarn, "notify_rejected",
+                     absl::StrFormat("notify message from pid %d dropped: %s",
+                                     pid, reason),
+                     {}}
+                   .With("pid", int64_t{pid})
+                   .With("reason", reason));
+}
+
+// --- worker output --------------------------------------------------------
+
+void Agent::StartReader(int fd, const LineSource& source) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  readers_.push_back(std::make_unique<PipeReader>(io_, fd, source));
+  PipeReader* reader = readers_.back().get();
+  reader->self = std::prev(readers_.end());
+  ReadPipe(reader);
+}
+
+void Agent::ReadPipe(PipeReader* r) {
+  r->pipe.async_read_some(
+      boost::asio::buffer(r->chunk),
+      [this, r](boost::system::error_code ec, size_t n) {
+        if (ec) return FinishReader(r);  // EOF: every writer closed it
+        r->pending.append(r->chunk.data(), n);
+        size_t start = 0;
+        for (;;) {
+          size_t nl = r->pending.find('\n', start);
+          if (nl == std::string::npos) break;
+          std::string_view line(r->pending.data() + start, nl - start);
+          while (line.size() > kMaxLine) {
+            logger_.WorkerLine(r->source, line.substr(0, kMaxLine), true);
+            line.remove_prefix(kMaxLine);
+          }
+          logger_.WorkerLine(r->source, line, false);
+          start = nl + 1;
+        }
+        r->pending.erase(0, start);
+        while (r->pending.size() > kMaxLine) {
+          logger_.WorkerLine(r->source,
+                             std::string_view(r->pending).substr(0, kMaxLine),
+                             true);
+          r->pending.erase(0, kMaxLine);
+        }
+        ReadPipe(r);
+      });
+}
+
+void Agent::FinishReader(PipeReader* r) {
+  if (!r->pending.empty()) logger_.WorkerLine(r->source, r->pending, false);
+  readers_.erase(r->self);
+}
+
+void Agent::DrainPipesSync() {
+  // Every process is gone, so what is left in the pipes is all there is.
+  for (auto& r : readers_) {
+    for (;;) {
+      ssize_t n = read(r->pipe.native_handle(), r->chunk.data(), r->chunk.size());
+      if (n <= 0) break;
+      r->pending.append(r->chunk.data(), static_cast<size_t>(n));
+    }
+    size_t start = 0;
+    for (size_t nl; (nl = r->pending.find('\n', start)) != std::string::npos;
+         start = nl + 1) {
+      logger_.WorkerLine(r->source,
+                         std::string_view(r->pending).substr(start, nl - start),
+                         false);
+    }
+    if (start < r->pending.size()) {
+      logger_.WorkerLine(r->source, std::string_view(r->pending).substr(start),
+                         false);
+    }
+  }
+  readers_.clear();
+}
+
+}  // namespace corral::agent

@@ -1,0 +1,107 @@
+// The composition of the agent: one event loop (Boost.Asio) owning the
+// supervisor and every fd it watches: signals, the notify socket, worker
+// output pipes and the deadline timer. It also is the supervisor's
+// ProcessControl, turning spawn requests into fork/exec plans.
+//
+// Everything here runs on the thread that calls Run(); other threads may
+// only post() work to the loop.
+#ifndef CORRAL_AGENT_CORE_AGENT_H_
+#define CORRAL_AGENT_CORE_AGENT_H_
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/core/logger.h"
+#include "agent/options.h"
+#include "agent/os/listen_socket.h"
+#include "agent/os/log_writer.h"
+#include "agent/os/notify_socket.h"
+#include "agent/os/signals.h"
+#include "agent/os/steady_clock.h"
+#include "agent/supervisor/supervisor.h"
+
+namespace corral::agent {
+
+class Agent : public ProcessControl {
+ public:
+  // Opens listeners and the notify socket and resolves the command. Errors
+  // are startup failures to report and exit 1 on.
+  static absl::StatusOr<std::unique_ptr<Agent>> Create(Options options,
+                                                       SignalFd signals,
+                                                       LogWriter* writer);
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+  ~Agent() override;
+
+  // Runs until the supervisor is done; returns the process exit status.
+  int Run();
+
+  // ProcessControl.
+  absl::StatusOr<pid_t> Spawn(const SpawnRequest& request) override;
+  void SignalGroup(pid_t pgid, int sig) override;
+  void SignalProcess(pid_t pid, int sig) override;
+  int SignalStrays(int sig, const std::vector<pid_t>& worker_groups) override;
+  bool HasChildren() override;
+
+ private:
+  struct PipeReader;
+
+  Agent(Options options, SignalFd signals, LogWriter* writer);
+  absl::Status Open();
+  std::vector<std::string> BaseEnvironment() const;
+
+  void WatchSignals();
+  void OnSignals();
+  void WatchNotify();
+  void OnNotifyReadable();
+  void HandleDatagram(const NotifyDatagram& d);
+  std::optional<pid_t> AttributeToWorker(pid_t sender) const;
+  void Reject(pid_t pid, const std::string& reason);
+  void StartReader(int fd, const LineSource& source);
+  void ReadPipe(PipeReader* reader);
+  void FinishReader(PipeReader* reader);
+  void DrainPipesSync();
+  void Housekeeping();
+  // After every event: stop when done, else re-arm the deadline timer.
+  void AfterEvent();
+
+  // Constant after construction.
+  const Options options_;
+  LogWriter* const writer_;
+  SteadyClock clock_;
+
+  boost::asio::io_context io_;
+  SignalFd signals_;
+  boost::asio::posix::stream_descriptor signal_watch_;
+  std::optional<NotifySocket> notify_;
+  std::optional<boost::asio::posix::stream_descriptor> notify_watch_;
+  boost::asio::steady_timer deadline_timer_;
+  boost::asio::steady_timer housekeeping_timer_;
+  Logger logger_;
+  std::unique_ptr<Supervisor> supervisor_;
+
+  std::string executable_;
+  std::vector<OpenListener> listeners_;
+  std::string listen_names_;
+  int dev_null_ = -1;
+  std::vector<std::string> base_env_;
+  std::list<std::unique_ptr<PipeReader>> readers_;
+  uint64_t orphans_reaped_ = 0;
+  uint64_t notify_rejected_ = 0;
+};
+
+// The CPUs this process may run on (sched_getaffinity), at least 1.
+int AffinityCpuCount();
+
+}  // namespace corral::agent
+
+#endif  // CORRAL_AGENT_CORE_AGENT_H_

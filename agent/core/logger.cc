@@ -1,0 +1,130 @@
+#include "agent/core/logger.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace corral::agent {
+namespace {
+
+const char* LevelName(Level level) {
+  switch (level) {
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
+  }
+  return "info";
+}
+
+void AppendJsonValue(std::string* out, const FieldValue& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) {
+    absl::StrAppend(out, *i);
+  } else if (const auto* d = std::get_if<double>(&v)) {
+    absl::StrAppend(out, absl::StrFormat("%.3f", *d));
+  } else if (const auto* b = std::get_if<bool>(&v)) {
+    out->append(*b ? "true" : "false");
+  } else {
+    AppendJsonString(out, std::get<std::string>(v));
+  }
+}
+
+}  // namespace
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          absl::StrAppend(out, absl::StrFormat("\\u%04x", c));
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+std::string TimestampNow() {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
+                          absl::UTCTimeZone());
+}
+
+Logger::Logger(LogFormat format, LogWriter* writer)
+    : format_(format), writer_(writer) {}
+
+void Logger::AddObserver(std::function<void(const Event&)> observer) {
+  observers_.push_back(std::move(observer));
+}
+
+void Logger::Emit(const Event& event) {
+  for (const auto& observer : observers_) observer(event);
+  std::string line;
+  if (format_ == LogFormat::kJson) {
+    line = absl::StrCat(R"({"ts":")", TimestampNow(),
+                        R"(","src":"agent","level":")", LevelName(event.level),
+                        R"(","event":")", event.name, R"(","msg":)");
+    AppendJsonString(&line, event.msg);
+    for (const auto& [key, value] : event.fields) {
+      absl::StrAppend(&line, ",\"", key, "\":");
+      AppendJsonValue(&line, value);
+    }
+    line += "}\n";
+  } else {
+    line = absl::StrCat(TimestampNow(), " agent ", LevelName(event.level), " ",
+                        event.name, ": ", event.msg, "\n");
+  }
+  Write(std::move(line));
+}
+
+void Logger::WorkerLine(const LineSource& source, std::string_view text,
+                        bool cont) {
+  std::string line;
+  if (format_ == LogFormat::kJson) {
+    line = absl::StrCat(R"({"ts":")", TimestampNow(),
+                        R"(","src":"worker","worker":)", source.slot,
+                        ",\"gen\":", source.generation, ",\"pid\":", source.pid,
+                        R"(,"stream":")", source.stream, R"(","msg":)");
+    AppendJsonString(&line, text);
+    if (cont) line += R"(,"cont":true)";
+    line += "}\n";
+  } else {
+    line = absl::StrCat(TimestampNow(), " worker ", source.slot, " pid ",
+                        source.pid, " ", source.stream, cont ? "+ " : ": ",
+                        absl::string_view(text.data(), text.size()), "\n");
+  }
+  Write(std::move(line));
+}
+
+void Logger::ReportDropped() {
+  uint64_t n = writer_->TakeDropped();
+  if (n == 0) return;
+  dropped_total_ += n;
+  Emit(Event{Level::kWarn, "log_lines_dropped",
+             absl::StrFormat("stdout is slow: %d log line(s) dropped", n),
+             {}}
+           .With("count", static_cast<int64_t>(n)));
+}
+
+void Logger::Write(std::string line) { writer_->Write(std::move(line)); }
+
+}  // namespace corral::agent

@@ -1,0 +1,40 @@
+// corral-agent: supervises COMMAND as a pool of workers; built to be PID 1
+// of a container. main() reads like a table of contents: parse, take
+// signals, open what the workers share, run the loop, exit with its status.
+#include <cstdio>
+#include <memory>
+
+#include "agent/core/agent.h"
+#include "agent/options.h"
+#include "agent/os/log_writer.h"
+#include "agent/os/signals.h"
+
+int main(int argc, char** argv) {
+  using namespace corral::agent;
+  ParsedCommandLine parsed = ParseCommandLine(argc, argv);
+  if (!parsed.options) {
+    std::fprintf(parsed.exit_code == 0 ? stdout : stderr, "%s\n",
+                 parsed.message.c_str());
+    return parsed.exit_code;
+  }
+  // Signals are blocked before any thread exists, so every thread inherits
+  // the mask and signals only ever arrive through the signalfd.
+  absl::StatusOr<SignalFd> signals = SignalFd::Create();
+  if (!signals.ok()) {
+    std::fprintf(stderr, "corral-agent: %s\n",
+                 std::string(signals.status().message()).c_str());
+    return 1;
+  }
+  LogWriter writer(/*fd=*/1, /*max_pending_bytes=*/4 << 20);
+  absl::StatusOr<std::unique_ptr<Agent>> agent =
+      Agent::Create(std::move(*parsed.options), std::move(*signals), &writer);
+  if (!agent.ok()) {
+    writer.Flush(std::chrono::seconds(1));
+    std::fprintf(stderr, "corral-agent: %s\n",
+                 std::string(agent.status().message()).c_str());
+    return 1;
+  }
+  int code = (*agent)->Run();
+  writer.Flush(std::chrono::seconds(2));
+  return code;
+}

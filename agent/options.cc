@@ -1,0 +1,210 @@
+#include "agent/options.h"
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+
+namespace corral::agent {
+namespace {
+
+absl::Status BadValue(absl::string_view flag, absl::string_view value,
+                      absl::string_view expected) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "invalid ", flag, " value '", value, "': expected ", expected));
+}
+
+absl::StatusOr<std::optional<int>> ParseWorkers(const std::string& text) {
+  if (text == "auto") return std::optional<int>();
+  int n = 0;
+  if (!absl::SimpleAtoi(text, &n) || n < 1 || n > 4096) {
+    return BadValue("--workers", text, "auto or a number from 1 to 4096");
+  }
+  return std::optional<int>(n);
+}
+
+absl::Status ParseReady(const std::string& text, Options& out) {
+  if (text == "notify") {
+    out.ready = ReadyMode::kNotify;
+    return absl::OkStatus();
+  }
+  absl::string_view rest = text;
+  if (absl::ConsumePrefix(&rest, "delay:")) {
+    absl::StatusOr<Duration> d = ParseDurationFlag("--ready", std::string(rest));
+    if (!d.ok()) return d.status();
+    out.ready = ReadyMode::kDelay;
+    out.ready_delay = *d;
+    return absl::OkStatus();
+  }
+  return BadValue("--ready", text, "notify or delay:DURATION (e.g. delay:2s)");
+}
+
+absl::Status ParseBackoff(const std::string& text, BackoffOptions& out) {
+  std::vector<std::string> parts = absl::StrSplit(text, ',');
+  if (parts.size() != 2) {
+    return BadValue("--restart-backoff", text, "MIN,MAX (e.g. 100ms,30s)");
+  }
+  absl::StatusOr<Duration> lo = ParseDurationFlag("--restart-backoff", parts[0]);
+  if (!lo.ok()) return lo.status();
+  absl::StatusOr<Duration> hi = ParseDurationFlag("--restart-backoff", parts[1]);
+  if (!hi.ok()) return hi.status();
+  if (*lo <= Duration::zero() || *hi < *lo) {
+    return BadValue("--restart-backoff", text, "0 < MIN <= MAX");
+  }
+  out.min = *lo;
+  out.max = *hi;
+  return absl::OkStatus();
+}
+
+// Raw flag values as CLI11 collects them (flag, else environment).
+struct RawFlags {
+  std::string workers = "auto";
+  std::vector<std::string> listen;
+  std::string ready = "notify";
+  std::string ready_timeout = "60s";
+  std::string stop_timeout = "20s";
+  std::string drain_delay = "5s";
+  std::string watchdog = "0";
+  std::string restart_backoff = "100ms,30s";
+  std::string log_format = "text";
+};
+
+absl::StatusOr<Options> Validate(const RawFlags& raw,
+                                 std::vector<std::string> command) {
+  Options o;
+  absl::StatusOr<std::optional<int>> workers = ParseWorkers(raw.workers);
+  if (!workers.ok()) return workers.status();
+  o.workers = *workers;
+  for (size_t i = 0; i < raw.listen.size(); ++i) {
+    std::string name = i == 0 ? "listen" : absl::StrCat("listen", i);
+    absl::StatusOr<ListenSpec> spec = ParseListenSpec(raw.listen[i], name);
+    if (!spec.ok()) return spec.status();
+    o.listen.push_back(*spec);
+  }
+  if (absl::Status s = ParseReady(raw.ready, o); !s.ok()) return s;
+  struct {
+    const char* flag;
+    const std::string& text;
+    Duration* out;
+  } durations[] = {
+      {"--ready-timeout", raw.ready_timeout, &o.ready_timeout},
+      {"--stop-timeout", raw.stop_timeout, &o.stop_timeout},
+      {"--drain-delay", raw.drain_delay, &o.drain_delay},
+      {"--watchdog", raw.watchdog, &o.watchdog},
+  };
+  for (const auto& d : durations) {
+    absl::StatusOr<Duration> v = ParseDurationFlag(d.flag, d.text);
+    if (!v.ok()) return v.status();
+    *d.out = *v;
+  }
+  if (o.ready_timeout <= Duration::zero()) {
+    return BadValue("--ready-timeout", raw.ready_timeout, "a duration > 0");
+  }
+  if (absl::Status s = ParseBackoff(raw.restart_backoff, o.backoff); !s.ok()) {
+    return s;
+  }
+  if (raw.log_format == "text") {
+    o.log_format = LogFormat::kText;
+  } else if (raw.log_format == "json") {
+    o.log_format = LogFormat::kJson;
+  } else {
+    return BadValue("--log-format", raw.log_format, "text or json");
+  }
+  if (command.empty()) {
+    return absl::InvalidArgumentError(
+        "missing COMMAND: usage: corral-agent [flags] -- COMMAND [ARGS...]");
+  }
+  o.command = std::move(command);
+  return o;
+}
+
+}  // namespace
+
+absl::StatusOr<Duration> ParseDurationFlag(const std::string& flag,
+                                           const std::string& text) {
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds)) {
+    if (seconds < 0) return BadValue(flag, text, "a duration >= 0");
+    return std::chrono::duration_cast<Duration>(
+        std::chrono::duration<double>(seconds));
+  }
+  absl::Duration d;
+  if (!absl::ParseDuration(text, &d) || d < absl::ZeroDuration() ||
+      d == absl::InfiniteDuration()) {
+    return BadValue(flag, text, "a duration such as 500ms, 5s or 1m");
+  }
+  return absl::ToChronoNanoseconds(d);
+}
+
+ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
+  CLI::App app{
+      "corral-agent: runs COMMAND as a pool of workers, one per usable CPU, "
+      "as PID 1 of a container.",
+      "corral-agent"};
+  app.prefix_command();
+  RawFlags raw;
+  app.add_option("--workers", raw.workers, "auto or N (default auto)")
+      ->envname("CORRAL_WORKERS");
+  app.add_option("--listen", raw.listen,
+                 "[NAME=]tcp://HOST:PORT or [NAME=]unix:PATH; repeatable")
+      ->envname("CORRAL_LISTEN")
+      ->delimiter(',');
+  app.add_option("--ready", raw.ready, "notify or delay:DURATION")
+      ->envname("CORRAL_READY");
+  app.add_option("--ready-timeout", raw.ready_timeout,
+                 "STARTING longer than this is a failure (default 60s)")
+      ->envname("CORRAL_READY_TIMEOUT");
+  app.add_option("--stop-timeout", raw.stop_timeout,
+                 "SIGTERM to SIGKILL (default 20s)")
+      ->envname("CORRAL_STOP_TIMEOUT");
+  app.add_option("--drain-delay", raw.drain_delay,
+                 "not-ready before SIGTERM on shutdown (default 5s)")
+      ->envname("CORRAL_DRAIN_DELAY");
+  app.add_option("--watchdog", raw.watchdog,
+                 "a READY worker silent longer is hung (default 0 = off)")
+      ->envname("CORRAL_WATCHDOG");
+  app.add_option("--restart-backoff", raw.restart_backoff,
+                 "MIN,MAX restart delays (default 100ms,30s)")
+      ->envname("CORRAL_RESTART_BACKOFF");
+  app.add_option("--log-format", raw.log_format, "text or json (default text)")
+      ->envname("CORRAL_LOG_FORMAT");
+
+  ParsedCommandLine result;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    result.message = app.help();
+    return result;
+  } catch (const CLI::ParseError& e) {
+    result.exit_code = 2;
+    result.message = absl::StrCat("corral-agent: ", e.what(),
+                                  "\nrun 'corral-agent --help' for usage");
+    return result;
+  }
+  std::vector<std::string> command = app.remaining();
+  if (!command.empty() && command.front() == "--") {
+    command.erase(command.begin());
+  } else if (!command.empty() && command.front().starts_with("-")) {
+    // prefix_command() stops at the first argument it does not know; a
+    // dash there is a mistyped flag, not a command.
+    result.exit_code = 2;
+    result.message = absl::StrCat("corral-agent: unknown flag '",
+                                  command.front(),
+                                  "'\nrun 'corral-agent --help' for usage");
+    return result;
+  }
+  absl::StatusOr<Options> options = Validate(raw, std::move(command));
+  if (!options.ok()) {
+    result.exit_code = 2;
+    result.message =
+        absl::StrCat("corral-agent: ", options.status().message());
+    return result;
+  }
+  result.options = std::move(*options);
+  return result;
+}
+
+}  // namespace corral::agent

@@ -1,0 +1,58 @@
+// corral-agent's command line: flags, CORRAL_* environment variables, and
+// their validation into one plain struct.
+#ifndef CORRAL_AGENT_OPTIONS_H_
+#define CORRAL_AGENT_OPTIONS_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/core/logger.h"
+#include "agent/os/listen_socket.h"
+#include "agent/supervisor/clock.h"
+#include "agent/supervisor/restart_policy.h"
+
+namespace corral::agent {
+
+enum class ReadyMode { kNotify, kDelay };
+
+struct Options {
+  // Worker count; nullopt = auto (the CPUs this process may use).
+  std::optional<int> workers;
+  // Sockets opened before the first worker and inherited by all.
+  std::vector<ListenSpec> listen;
+  // How a worker becomes READY; with kDelay, after `ready_delay`.
+  ReadyMode ready = ReadyMode::kNotify;
+  Duration ready_delay = Duration::zero();
+  // STARTING longer than this: killed, counted as a failure.
+  Duration ready_timeout = std::chrono::seconds(60);
+  // SIGTERM to SIGKILL when stopping a worker.
+  Duration stop_timeout = std::chrono::seconds(20);
+  // Not ready before SIGTERM on drain/shutdown (endpoint propagation).
+  Duration drain_delay = std::chrono::seconds(5);
+  // READY worker silent longer than this = hung; zero = off.
+  Duration watchdog = Duration::zero();
+  BackoffOptions backoff;
+  LogFormat log_format = LogFormat::kText;
+  // COMMAND [ARGS...]
+  std::vector<std::string> command;
+};
+
+// What parsing decided: run with `options`, or exit with `exit_code`
+// after printing `message` (usage errors: 2 on stderr; --help: 0 on stdout).
+struct ParsedCommandLine {
+  std::optional<Options> options;
+  int exit_code = 0;
+  std::string message;
+};
+
+ParsedCommandLine ParseCommandLine(int argc, const char* const* argv);
+
+// Parses "500ms", "5s", "1m30s", "1.5s"; a bare number means seconds.
+absl::StatusOr<Duration> ParseDurationFlag(const std::string& flag,
+                                           const std::string& text);
+
+}  // namespace corral::agent
+
+#endif  // CORRAL_AGENT_OPTIONS_H_

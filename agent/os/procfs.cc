@@ -1,0 +1,80 @@
+#include "agent/os/procfs.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+
+namespace corral::agent {
+
+std::optional<ProcStat> ParseProcStat(const std::string& text) {
+  // "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+  //  majflt cmajflt utime stime cutime cstime priority nice threads
+  //  itrealvalue starttime vsize rss ..."
+  size_t open = text.find('(');
+  size_t close = text.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open) {
+    return std::nullopt;
+  }
+  ProcStat st;
+  if (!absl::SimpleAtoi(text.substr(0, open - 1), &st.pid)) return std::nullopt;
+  std::istringstream rest(text.substr(close + 2));
+  std::string skip;
+  rest >> st.state >> st.ppid >> st.pgid;
+  for (int i = 0; i < 8; ++i) rest >> skip;  // session .. cmajflt
+  rest >> st.utime_ticks >> st.stime_ticks;
+  for (int i = 0; i < 8; ++i) rest >> skip;  // cutime .. vsize
+  rest >> st.rss_pages;
+  if (rest.fail()) return std::nullopt;
+  return st;
+}
+
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return std::nullopt;
+  std::string text;
+  std::getline(in, text);
+  return ParseProcStat(text);
+}
+
+bool ProcMatchesNamespace() {
+  char buf[32];
+  ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  pid_t pid = 0;
+  return absl::SimpleAtoi(buf, &pid) && pid == getpid();
+}
+
+std::vector<ProcStat> Descendants(pid_t root) {
+  std::map<pid_t, ProcStat> all;
+  if (DIR* dir = opendir("/proc")) {
+    while (dirent* entry = readdir(dir)) {
+      pid_t pid = 0;
+      if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
+      if (auto st = ReadProcStat(pid)) all[pid] = *st;
+    }
+    closedir(dir);
+  }
+  std::vector<ProcStat> out;
+  for (const auto& [pid, st] : all) {
+    // Walk up; the depth bound guards against a torn read making a cycle.
+    pid_t up = st.ppid;
+    for (int depth = 0; depth < 64 && up > 0; ++depth) {
+      if (up == root) {
+        out.push_back(st);
+        break;
+      }
+      auto it = all.find(up);
+      if (it == all.end()) break;
+      up = it->second.ppid;
+    }
+  }
+  return out;
+}
+
+}  // namespace corral::agent

@@ -1,0 +1,38 @@
+// Reading /proc: the process tree, for attributing notify messages and for
+// finding descendants at shutdown.
+#ifndef CORRAL_AGENT_OS_PROCFS_H_
+#define CORRAL_AGENT_OS_PROCFS_H_
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace corral::agent {
+
+struct ProcStat {
+  pid_t pid = 0;
+  char state = '?';
+  pid_t ppid = 0;
+  pid_t pgid = 0;
+  unsigned long long utime_ticks = 0;
+  unsigned long long stime_ticks = 0;
+  long rss_pages = 0;
+};
+
+// Parses /proc/<pid>/stat (the comm field may hold spaces and ')').
+std::optional<ProcStat> ReadProcStat(pid_t pid);
+std::optional<ProcStat> ParseProcStat(const std::string& text);
+
+// True when /proc shows this process's own pid namespace (its /proc/self is
+// getpid()). A /proc from another namespace must not be used to find
+// processes to signal.
+bool ProcMatchesNamespace();
+
+// Every process in /proc that descends from `root`.
+std::vector<ProcStat> Descendants(pid_t root);
+
+}  // namespace corral::agent
+
+#endif  // CORRAL_AGENT_OS_PROCFS_H_

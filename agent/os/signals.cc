@@ -1,0 +1,88 @@
+#include "agent/os/signals.h"
+
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+
+#include "agent/os/errors.h"
+
+namespace corral::agent {
+
+sigset_t AgentSignalSet() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig = 1; sig < 32; ++sig) {
+    switch (sig) {
+      case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGFPE:
+      case SIGILL: case SIGTRAP: case SIGSYS: case SIGABRT: case SIGPIPE:
+        continue;
+      default:
+        sigaddset(&set, sig);
+    }
+  }
+  return set;
+}
+
+absl::StatusOr<SignalFd> SignalFd::Create() {
+  sigset_t set = AgentSignalSet();
+  // The mask is inherited by threads created later (gRPC's among them), so
+  // no thread ever runs a handler for these signals.
+  if (int err = pthread_sigmask(SIG_BLOCK, &set, nullptr); err != 0) {
+    return ErrnoStatus(err, "pthread_sigmask");
+  }
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  if (sigaction(SIGPIPE, &ignore, nullptr) != 0) {
+    return ErrnoStatus(errno, "sigaction(SIGPIPE)");
+  }
+  int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "signalfd");
+  return SignalFd(fd);
+}
+
+SignalFd::SignalFd(SignalFd&& other) noexcept : fd_(other.fd_) {
+  other.fd_ = -1;
+}
+
+SignalFd::~SignalFd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+std::vector<int> SignalFd::ReadPending() {
+  std::vector<int> out;
+  signalfd_siginfo info[16];
+  for (;;) {
+    ssize_t n = read(fd_, info, sizeof(info));
+    if (n <= 0) break;  // EAGAIN: nothing more pending
+    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(info[0]); ++i) {
+      out.push_back(static_cast<int>(info[i].ssi_signo));
+    }
+  }
+  return out;
+}
+
+const char* SignalName(int sig) {
+  static thread_local std::string name;
+  const char* abbrev = sigabbrev_np(sig);
+  name = abbrev ? std::string("SIG") + abbrev : "SIG" + std::to_string(sig);
+  return name.c_str();
+}
+
+int ParseSignal(const char* text) {
+  if (text == nullptr || *text == '\0') return -1;
+  char* end = nullptr;
+  long n = strtol(text, &end, 10);
+  if (*end == '\0') return (n > 0 && n < NSIG) ? static_cast<int>(n) : -1;
+  if (strncasecmp(text, "SIG", 3) == 0) text += 3;
+  for (int sig = 1; sig < 32; ++sig) {
+    const char* abbrev = sigabbrev_np(sig);
+    if (abbrev && strcasecmp(abbrev, text) == 0) return sig;
+  }
+  return -1;
+}
+
+}  // namespace corral::agent

@@ -1,0 +1,701 @@
+#include "agent/supervisor/supervisor.h"
+
+#include <algorithm>
+#include <csignal>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace corral::agent {
+namespace {
+
+std::string SignalName(int sig) {
+  const char* name = sigabbrev_np(sig);
+  return name ? absl::StrCat("SIG", name) : absl::StrCat("signal ", sig);
+}
+
+void AddExitFields(Event& e, ExitStatus status) {
+  if (status.signal != 0) {
+    e.With("signal", SignalName(status.signal));
+  } else {
+    e.With("code", int64_t{status.code});
+  }
+}
+
+}  // namespace
+
+Supervisor::Supervisor(SupervisorConfig config, Clock* clock,
+                       ProcessControl* processes, EventSink* events,
+                       std::function<double()> unit_random)
+    : config_(std::move(config)),
+      clock_(clock),
+      processes_(processes),
+      events_(events),
+      unit_random_(std::move(unit_random)) {}
+
+void Supervisor::Start() {
+  target_ = std::max(config_.workers, 1);
+  for (int slot = 0; slot < target_; ++slot) SpawnSlot(slot, false);
+}
+
+// --- process table --------------------------------------------------------
+
+Supervisor::Process* Supervisor::Find(pid_t pid) {
+  for (Process& p : procs_) {
+    if (p.pid == pid) return &p;
+  }
+  return nullptr;
+}
+
+const Supervisor::Process* Supervisor::Find(pid_t pid) const {
+  for (const Process& p : procs_) {
+    if (p.pid == pid) return &p;
+  }
+  return nullptr;
+}
+
+Supervisor::Process* Supervisor::Current(int slot) {
+  for (Process& p : procs_) {
+    if (p.slot == slot && !p.retiring && !p.replacement) return &p;
+  }
+  return nullptr;
+}
+
+bool Supervisor::IsWorker(pid_t pid) const { return Find(pid) != nullptr; }
+
+std::vector<pid_t> Supervisor::WorkerGroups() const {
+  std::vector<pid_t> groups;
+  for (const Process& p : procs_) groups.push_back(p.pid);
+  return groups;
+}
+
+Event Supervisor::WorkerEvent(Level level, std::string name, std::string msg,
+                              const Process& p) const {
+  Event e{level, std::move(name), std::move(msg), {}};
+  e.With("worker", int64_t{p.slot})
+      .With("gen", int64_t{p.generation})
+      .With("pid", int64_t{p.pid});
+  return e;
+}
+
+// --- spawning and state changes ------------------------------------------
+
+void Supervisor::SpawnSlot(int slot, bool replacement) {
+  Slot& s = slots_[slot];
+  s.generation++;
+  s.restart_at.reset();
+  const int generation = s.generation;
+  absl::StatusOr<pid_t> pid = processes_->Spawn({slot, generation});
+  if (!pid.ok()) {
+    const int code = absl::IsNotFound(pid.status()) ? 127 : 126;
+    s.last_exit = std::string(pid.status().message());
+    Event e{Level::kError, "exec_failed",
+            absl::StrFormat("worker %d: %s", slot, pid.status().message()),
+            {}};
+    e.With("worker", int64_t{slot})
+        .With("gen", int64_t{generation})
+        .With("code", int64_t{code});
+    events_->Emit(e);
+    if (replacement) {
+      ReloadAbort(s.last_exit);
+    } else {
+      ScheduleRestart(slot, /*failure=*/true);
+    }
+    return;
+  }
+  Process p;
+  p.slot = slot;
+  p.generation = generation;
+  p.pid = *pid;
+  p.spawned_at = clock_->Now();
+  p.last_ping = p.spawned_at;
+  p.deadline = p.spawned_at + config_.ready_timeout;
+  p.replacement = replacement;
+  procs_.push_back(p);
+  if (replacement) reload_->candidate = *pid;
+  events_->Emit(WorkerEvent(
+      Level::kInfo, "worker_spawned",
+      absl::StrFormat("worker %d (gen %d) started as pid %d", slot,
+                      generation, *pid),
+      p));
+}
+
+void Supervisor::MarkReady(Process& p) {
+  const TimePoint now = clock_->Now();
+  p.state = WorkerState::kReady;
+  p.ready_at = now;
+  p.last_ping = now;
+  ever_ready_ = true;
+  const double ms = ToMillis(now - p.spawned_at);
+  events_->Emit(WorkerEvent(Level::kInfo, "worker_ready",
+                            absl::StrFormat("worker %d (gen %d, pid %d) ready "
+                                            "in %.1f ms",
+                                            p.slot, p.generation, p.pid, ms),
+                            p)
+                    .With("ready_ms", ms));
+  if (!p.replacement) return;
+
+  // A reload candidate took over its slot: the old process goes.
+  p.replacement = false;
+  const int slot = p.slot;
+  const pid_t new_pid = p.pid;
+  pid_t old_pid = 0;
+  for (Process& other : procs_) {
+    if (other.slot == slot && other.pid != new_pid && !other.retiring &&
+        !other.replacement) {
+      old_pid = other.pid;
+      Retire(other);
+    }
+  }
+  slots_[slot].restart_at.reset();
+  Event e{Level::kInfo, "reload_slot_done",
+          absl::StrFormat("worker %d rolled: pid %d replaces %d", slot,
+                          new_pid, old_pid),
+          {}};
+  e.With("worker", int64_t{slot})
+      .With("old_pid", int64_t{old_pid})
+      .With("new_pid", int64_t{new_pid});
+  events_->Emit(e);
+  reload_->candidate.reset();
+  reload_->next_slot++;
+  ReloadStep();
+}
+
+void Supervisor::Retire(Process& p) {
+  if (p.retiring) return;
+  p.retiring = true;
+  p.state = WorkerState::kStopping;
+  p.deadline = clock_->Now() + config_.stop_timeout;
+  processes_->SignalGroup(p.pid, SIGTERM);
+  events_->Emit(WorkerEvent(
+      Level::kInfo, "worker_stopping",
+      absl::StrFormat("worker %d (pid %d) sent SIGTERM", p.slot, p.pid), p));
+}
+
+void Supervisor::Kill(Process& p, const std::string& reason) {
+  if (p.killed) return;
+  p.killed = true;
+  p.kill_reason = reason;
+  p.deadline = TimePoint::max();
+  if (mode_ == Mode::kShuttingDown) anything_killed_ = true;
+  processes_->SignalGroup(p.pid, SIGKILL);
+  events_->Emit(WorkerEvent(Level::kWarn, "worker_killed",
+                            absl::StrFormat("worker %d (pid %d) killed: %s",
+                                            p.slot, p.pid, reason),
+                            p)
+                    .With("reason", reason));
+}
+
+bool Supervisor::OnExit(pid_t pid, ExitStatus status) {
+  auto it = std::find_if(procs_.begin(), procs_.end(),
+                         [pid](const Process& p) { return p.pid == pid; });
+  if (it == procs_.end()) {
+    MaybeFinish();
+    return false;
+  }
+  const Process p = *it;
+  procs_.erase(it);
+  HandleWorkerExit(p, status);
+  MaybeFinish();
+  return true;
+}
+
+void Supervisor::HandleWorkerExit(const Process& p, ExitStatus status) {
+  Slot& s = slots_[p.slot];
+  s.last_exit = status.Describe();
+  if (p.killed) absl::StrAppend(&s.last_exit, " (", p.kill_reason, ")");
+  const bool planned = p.ready_at && p.said_stopping && status.Clean();
+  const bool expected = p.retiring || planned;
+  Event e = WorkerEvent(
+      expected ? Level::kInfo : Level::kWarn, "worker_exited",
+      absl::StrFormat("worker %d (gen %d, pid %d) exited: %s", p.slot,
+                      p.generation, p.pid, s.last_exit),
+      p);
+  AddExitFields(e, status);
+  e.With("expected", expected);
+  events_->Emit(e);
+
+  if (p.replacement) {
+    ReloadAbort(absl::StrCat("replacement pid ", p.pid,
+                             " exited before READY: ", s.last_exit));
+    return;
+  }
+  if (p.retiring) {
+    if (p.slot >= target_ && !Current(p.slot)) slots_.erase(p.slot);
+    return;
+  }
+  if (p.ready_at && clock_->Now() - *p.ready_at >= config_.stable_period) {
+    s.consecutive_failures = 0;
+  }
+  if (planned) s.consecutive_failures = 0;
+  ScheduleRestart(p.slot, /*failure=*/!planned);
+}
+
+void Supervisor::ScheduleRestart(int slot, bool failure) {
+  Slot& s = slots_[slot];
+  if (failure) s.consecutive_failures++;
+  if (mode_ != Mode::kRunning || slot >= target_) return;
+  const Duration delay =
+      failure ? RestartDelay(s.consecutive_failures, config_.backoff,
+                             unit_random_)
+              : Duration::zero();
+  s.restart_at = clock_->Now() + delay;
+  Event e{Level::kInfo, "worker_restart_scheduled",
+          absl::StrFormat("worker %d restarts in %.0f ms", slot,
+                          ToMillis(delay)),
+          {}};
+  e.With("worker", int64_t{slot}).With("delay_ms", ToMillis(delay));
+  events_->Emit(e);
+  CheckGiveUp();
+}
+
+void Supervisor::CheckGiveUp() {
+  if (ever_ready_ || mode_ != Mode::kRunning) return;
+  for (int slot = 0; slot < target_; ++slot) {
+    if (slots_[slot].consecutive_failures < config_.give_up_failures) return;
+  }
+  for (auto& [slot, s] : slots_) {
+    s.failed = true;
+    s.restart_at.reset();
+  }
+  exit_code_ = 1;
+  events_->Emit(Event{
+      Level::kError, "gave_up",
+      absl::StrFormat("giving up: no worker ever became ready; each of %d "
+                      "slot(s) failed %d times in a row; last: %s",
+                      target_, config_.give_up_failures,
+                      slots_[0].last_exit),
+      {}});
+  mode_ = Mode::kShuttingDown;
+  BeginStopping();
+  MaybeFinish();
+}
+
+// --- notify ---------------------------------------------------------------
+
+void Supervisor::OnNotify(pid_t pid, const NotifyMessage& message) {
+  Process* p = Find(pid);
+  if (p == nullptr) return;
+  const TimePoint now = clock_->Now();
+  if (message.status && *message.status != p->status) {
+    p->status = *message.status;
+    events_->Emit(WorkerEvent(Level::kInfo, "worker_status",
+                              absl::StrFormat("worker %d: %s", p->slot,
+                                              p->status),
+                              *p)
+                      .With("status", p->status));
+  }
+  if (message.watchdog || message.ready) p->last_ping = now;
+  if (message.extend_timeout && p->state != WorkerState::kReady &&
+      !p->killed) {
+    p->deadline = std::max(p->deadline, now + *message.extend_timeout);
+  }
+  if (message.stopping && !p->said_stopping) {
+    p->said_stopping = true;
+    if (p->state != WorkerState::kStopping) {
+      p->state = WorkerState::kStopping;
+      p->deadline = now + config_.stop_timeout;
+    }
+  }
+  if (message.ready && p->state == WorkerState::kStarting) MarkReady(*p);
+}
+
+// --- time -----------------------------------------------------------------
+
+void Supervisor::Tick() {
+  const TimePoint now = clock_->Now();
+  std::vector<pid_t> pids;
+  for (const Process& p : procs_) pids.push_back(p.pid);
+  for (pid_t pid : pids) {
+    Process* p = Find(pid);
+    if (p == nullptr || p->killed) continue;
+    switch (p->state) {
+      case WorkerState::kStarting:
+        if (config_.ready_delay && now >= p->spawned_at + *config_.ready_delay) {
+          MarkReady(*p);
+        } else if (now >= p->deadline) {
+          Kill(*p, "ready_timeout");
+        }
+        break;
+      case WorkerState::kReady:
+        if (config_.watchdog <= Duration::zero()) break;
+        if (!p->aborted && now >= p->last_ping + config_.watchdog) {
+          p->aborted = true;
+          p->deadline = now + config_.abort_grace;
+          processes_->SignalProcess(p->pid, SIGABRT);
+          events_->Emit(WorkerEvent(
+              Level::kWarn, "worker_hung",
+              absl::StrFormat("worker %d (pid %d) sent no WATCHDOG=1 for "
+                              "%.0f ms: SIGABRT",
+                              p->slot, p->pid, ToMillis(now - p->last_ping)),
+              *p));
+        } else if (p->aborted && now >= p->deadline) {
+          Kill(*p, "watchdog");
+        }
+        break;
+      case WorkerState::kStopping:
+        if (now >= p->deadline) Kill(*p, "stop_timeout");
+        break;
+      default:
+        break;
+    }
+  }
+  std::vector<int> due;
+  for (const auto& [slot, s] : slots_) {
+    if (s.restart_at && *s.restart_at <= now) due.push_back(slot);
+  }
+  for (int slot : due) {
+    slots_[slot].restarts++;
+    SpawnSlot(slot, false);
+  }
+  if (phase_ == Phase::kDelay && now >= phase_deadline_) {
+    BeginStopping();
+  } else if (phase_ == Phase::kStopping && now >= phase_deadline_) {
+    BeginKilling();
+  } else if (phase_ == Phase::kKilling && now >= phase_deadline_) {
+    if (mode_ == Mode::kShuttingDown) {
+      events_->Emit(Event{Level::kError, "reap_timeout",
+                          "descendants still not reaped after SIGKILL; "
+                          "exiting anyway",
+                          {}});
+      anything_killed_ = true;
+      Finish();
+    }
+  }
+  MaybeFinish();
+}
+
+std::optional<TimePoint> Supervisor::NextDeadline() const {
+  std::optional<TimePoint> next;
+  auto consider = [&next](TimePoint t) {
+    if (t == TimePoint::max()) return;
+    if (!next || t < *next) next = t;
+  };
+  for (const Process& p : procs_) {
+    if (p.killed) continue;
+    if (p.state == WorkerState::kStarting && config_.ready_delay) {
+      consider(p.spawned_at + *config_.ready_delay);
+    }
+    if (p.state == WorkerState::kReady) {
+      if (p.aborted) {
+        consider(p.deadline);
+      } else if (config_.watchdog > Duration::zero()) {
+        consider(p.last_ping + config_.watchdog);
+      }
+    } else {
+      consider(p.deadline);
+    }
+  }
+  for (const auto& [slot, s] : slots_) {
+    if (s.restart_at) consider(*s.restart_at);
+  }
+  if (phase_ == Phase::kDelay || phase_ == Phase::kStopping ||
+      phase_ == Phase::kKilling) {
+    consider(phase_deadline_);
+  }
+  return next;
+}
+
+// --- rolling reload -------------------------------------------------------
+
+absl::Status Supervisor::Reload() {
+  if (mode_ == Mode::kShuttingDown) {
+    return absl::FailedPreconditionError("the agent is shutting down");
+  }
+  if (mode_ == Mode::kDraining) {
+    return absl::FailedPreconditionError(
+        "workers are drained; resume before reloading");
+  }
+  if (reload_) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "a reload is already in progress (at worker %d)", reload_->next_slot));
+  }
+  reload_ = ReloadState{};
+  events_->Emit(Event{Level::kInfo, "reload_started",
+                      absl::StrFormat("rolling reload of %d worker(s)",
+                                      target_),
+                      {}});
+  ReloadStep();
+  return absl::OkStatus();
+}
+
+void Supervisor::ReloadStep() {
+  while (reload_ && reload_->next_slot < target_) {
+    Process* current = Current(reload_->next_slot);
+    if (current == nullptr || current->state != WorkerState::kReady) {
+      // Nothing serving in this slot: its next start runs the new code.
+      reload_->next_slot++;
+      continue;
+    }
+    SpawnSlot(reload_->next_slot, /*replacement=*/true);
+    return;  // wait for the candidate's READY (or failure)
+  }
+  if (!reload_) return;
+  reload_.reset();
+  events_->Emit(Event{Level::kInfo, "reload_finished",
+                      "rolling reload finished", {}});
+}
+
+void Supervisor::ReloadAbort(const std::string& reason) {
+  if (!reload_) return;
+  const int slot = reload_->next_slot;
+  if (reload_->candidate) {
+    if (Process* c = Find(*reload_->candidate)) {
+      c->replacement = false;
+      Retire(*c);
+    }
+  }
+  reload_.reset();
+  Event e{Level::kError, "reload_aborted",
+          absl::StrFormat("reload stopped at worker %d: %s; the old worker "
+                          "keeps serving",
+                          slot, reason),
+          {}};
+  e.With("worker", int64_t{slot}).With("reason", reason);
+  events_->Emit(e);
+}
+
+// --- scale, drain, resume, signals ---------------------------------------
+
+absl::Status Supervisor::Scale(int workers) {
+  if (workers < 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cannot scale to %d workers: the minimum is 1 (use drain to stop "
+        "every worker)",
+        workers));
+  }
+  if (mode_ != Mode::kRunning) {
+    return absl::FailedPreconditionError(
+        "cannot scale while draining or shutting down; resume first");
+  }
+  const int old = target_;
+  target_ = workers;
+  events_->Emit(Event{Level::kInfo, "scaled",
+                      absl::StrFormat("workers %d -> %d", old, workers),
+                      {}}
+                    .With("from", int64_t{old})
+                    .With("to", int64_t{workers}));
+  for (auto& [slot, s] : slots_) {
+    if (slot >= target_) s.restart_at.reset();
+  }
+  for (Process& p : procs_) {
+    if (p.slot >= target_ && !p.retiring) {
+      p.replacement = false;
+      Retire(p);
+    }
+  }
+  for (int slot = old; slot < target_; ++slot) {
+    if (Current(slot) == nullptr && !slots_[slot].restart_at) {
+      slots_[slot].consecutive_failures = 0;
+      slots_[slot].failed = false;
+      SpawnSlot(slot, false);
+    }
+  }
+  return absl::OkStatus();
+}
+
+int Supervisor::ForwardSignal(int sig) {
+  int count = 0;
+  for (const Process& p : procs_) {
+    if (p.killed) continue;
+    processes_->SignalGroup(p.pid, sig);
+    ++count;
+  }
+  events_->Emit(Event{Level::kInfo, "signal_forwarded",
+                      absl::StrFormat("%s sent to %d worker group(s)",
+                                      SignalName(sig), count),
+                      {}}
+                    .With("signal", SignalName(sig))
+                    .With("workers", int64_t{count}));
+  return count;
+}
+
+absl::Status Supervisor::Drain() {
+  if (mode_ == Mode::kShuttingDown) {
+    return absl::FailedPreconditionError("the agent is shutting down");
+  }
+  if (mode_ == Mode::kDraining) {
+    return absl::FailedPreconditionError("workers are already draining");
+  }
+  mode_ = Mode::kDraining;
+  if (reload_) ReloadAbort("drain requested");
+  for (auto& [slot, s] : slots_) s.restart_at.reset();
+  phase_ = Phase::kDelay;
+  phase_deadline_ = clock_->Now() + config_.drain_delay;
+  events_->Emit(Event{Level::kInfo, "drain_started",
+                      absl::StrFormat("not ready; stopping workers in %.0f ms",
+                                      ToMillis(config_.drain_delay)),
+                      {}});
+  if (config_.drain_delay <= Duration::zero()) BeginStopping();
+  MaybeFinish();
+  return absl::OkStatus();
+}
+
+absl::Status Supervisor::Resume() {
+  if (mode_ != Mode::kDraining) {
+    return absl::FailedPreconditionError(
+        mode_ == Mode::kRunning ? "workers are not drained"
+                                : "the agent is shutting down");
+  }
+  mode_ = Mode::kRunning;
+  phase_ = Phase::kNone;
+  events_->Emit(Event{Level::kInfo, "resumed", "starting workers again", {}});
+  for (int slot = 0; slot < target_; ++slot) {
+    if (Current(slot) == nullptr) {
+      slots_[slot].consecutive_failures = 0;
+      slots_[slot].failed = false;
+      SpawnSlot(slot, false);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// --- shutdown -------------------------------------------------------------
+
+void Supervisor::Shutdown(int signal) {
+  if (mode_ == Mode::kShuttingDown) {
+    if (phase_ == Phase::kDone) return;
+    events_->Emit(Event{Level::kWarn, "shutdown_hurried",
+                        absl::StrFormat("second %s: cutting the drain short",
+                                        SignalName(signal)),
+                        {}});
+    if (phase_ == Phase::kDelay || phase_ == Phase::kNone) {
+      BeginStopping();
+    } else if (phase_ == Phase::kStopping) {
+      BeginKilling();
+    }
+    MaybeFinish();
+    return;
+  }
+  const bool was_drained = mode_ == Mode::kDraining;
+  mode_ = Mode::kShuttingDown;
+  events_->Emit(Event{Level::kInfo, "shutdown_started",
+                      absl::StrFormat("%s: draining for %.0f ms, then "
+                                      "stopping workers",
+                                      SignalName(signal),
+                                      ToMillis(config_.drain_delay)),
+                      {}}
+                    .With("signal", SignalName(signal)));
+  if (reload_) ReloadAbort("shutting down");
+  for (auto& [slot, s] : slots_) s.restart_at.reset();
+  if (!was_drained || phase_ == Phase::kNone) {
+    if (procs_.empty()) {
+      BeginStopping();
+    } else if (phase_ == Phase::kNone) {
+      phase_ = Phase::kDelay;
+      phase_deadline_ = clock_->Now() + config_.drain_delay;
+      if (config_.drain_delay <= Duration::zero()) BeginStopping();
+    }
+  }
+  MaybeFinish();
+}
+
+void Supervisor::BeginStopping() {
+  phase_ = Phase::kStopping;
+  phase_deadline_ = clock_->Now() + config_.stop_timeout;
+  for (Process& p : procs_) {
+    p.replacement = false;
+    Retire(p);
+  }
+  if (mode_ == Mode::kShuttingDown) {
+    processes_->SignalStrays(SIGTERM, WorkerGroups());
+  }
+}
+
+void Supervisor::BeginKilling() {
+  phase_ = Phase::kKilling;
+  phase_deadline_ = clock_->Now() + config_.reap_grace;
+  for (Process& p : procs_) Kill(p, "stop_timeout");
+  if (mode_ == Mode::kShuttingDown) {
+    const int strays = processes_->SignalStrays(SIGKILL, {});
+    if (strays > 0) {
+      anything_killed_ = true;
+      events_->Emit(Event{Level::kWarn, "strays_killed",
+                          absl::StrFormat("%d other descendant(s) killed",
+                                          strays),
+                          {}}
+                        .With("count", int64_t{strays}));
+    }
+  }
+}
+
+void Supervisor::MaybeFinish() {
+  if (!procs_.empty() || phase_ == Phase::kDone) return;
+  if (mode_ == Mode::kDraining &&
+      (phase_ == Phase::kStopping || phase_ == Phase::kKilling)) {
+    phase_ = Phase::kNone;
+    events_->Emit(Event{Level::kInfo, "drain_finished",
+                        "every worker stopped; the agent stays up", {}});
+    return;
+  }
+  if (mode_ != Mode::kShuttingDown) return;
+  if (phase_ == Phase::kDelay || phase_ == Phase::kNone) {
+    BeginStopping();
+  }
+  if (processes_->HasChildren()) return;  // adopted processes still live
+  Finish();
+}
+
+void Supervisor::Finish() {
+  phase_ = Phase::kDone;
+  if (anything_killed_) exit_code_ = 1;
+  events_->Emit(Event{Level::kInfo, "shutdown_finished",
+                      absl::StrFormat("exiting with status %d", exit_code_),
+                      {}}
+                    .With("exit_code", int64_t{exit_code_})
+                    .With("killed", anything_killed_));
+}
+
+// --- queries --------------------------------------------------------------
+
+int Supervisor::ReadyCount() const {
+  int n = 0;
+  for (const Process& p : procs_) {
+    if (p.state == WorkerState::kReady && !p.retiring) ++n;
+  }
+  return n;
+}
+
+bool Supervisor::Ready(int min_ready) const {
+  return mode_ == Mode::kRunning && ReadyCount() >= min_ready;
+}
+
+std::vector<WorkerView> Supervisor::Workers() const {
+  std::vector<WorkerView> out;
+  for (const Process& p : procs_) {
+    WorkerView v;
+    v.slot = p.slot;
+    v.generation = p.generation;
+    v.pid = p.pid;
+    v.state = p.state;
+    v.started_at = p.spawned_at;
+    v.ready_at = p.ready_at;
+    v.status = p.status;
+    if (auto it = slots_.find(p.slot); it != slots_.end()) {
+      v.restarts = it->second.restarts;
+      v.last_exit = it->second.last_exit;
+    }
+    out.push_back(v);
+  }
+  for (const auto& [slot, s] : slots_) {
+    if (slot >= target_) continue;
+    bool has_process = std::any_of(
+        procs_.begin(), procs_.end(),
+        [slot = slot](const Process& p) { return p.slot == slot; });
+    if (has_process) continue;
+    WorkerView v;
+    v.slot = slot;
+    v.generation = s.generation;
+    v.state = s.failed ? WorkerState::kFailed : WorkerState::kBackoff;
+    v.restarts = s.restarts;
+    v.last_exit = s.last_exit;
+    out.push_back(v);
+  }
+  std::sort(out.begin(), out.end(), [](const WorkerView& a, const WorkerView& b) {
+    return a.slot != b.slot ? a.slot < b.slot : a.generation < b.generation;
+  });
+  return out;
+}
+
+}  // namespace corral::agent

@@ -1,0 +1,189 @@
+// The supervisor: the worker table and every lifecycle decision (restart,
+// backoff, readiness, watchdog, rolling reload, scale, drain, shutdown).
+//
+// Pure logic: it never calls the kernel. Processes are reached through
+// ProcessControl, time through Clock, and everything it decides is reported
+// as Events. It is driven by its owner calling the On*() methods and Tick()
+// at NextDeadline(); all calls must come from one thread.
+#ifndef CORRAL_AGENT_SUPERVISOR_SUPERVISOR_H_
+#define CORRAL_AGENT_SUPERVISOR_SUPERVISOR_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "agent/supervisor/clock.h"
+#include "agent/supervisor/event.h"
+#include "agent/supervisor/notify_message.h"
+#include "agent/supervisor/process_control.h"
+#include "agent/supervisor/restart_policy.h"
+#include "agent/supervisor/worker.h"
+
+namespace corral::agent {
+
+struct SupervisorConfig {
+  // Number of worker slots at start.
+  int workers = 1;
+  // READY comes from the worker (notify / ipc) unless ready_delay is set:
+  // then a worker is READY once it has lived that long.
+  std::optional<Duration> ready_delay;
+  // A worker not READY this long after spawn is killed (a failure).
+  Duration ready_timeout = std::chrono::seconds(60);
+  // SIGTERM to SIGKILL for a worker being stopped.
+  Duration stop_timeout = std::chrono::seconds(20);
+  // Not-ready before the first SIGTERM on drain and shutdown.
+  Duration drain_delay = std::chrono::seconds(5);
+  // A READY worker silent longer than this is hung; zero = off.
+  Duration watchdog = Duration::zero();
+  // After SIGABRT for a hung worker, SIGKILL follows after this long.
+  Duration abort_grace = std::chrono::seconds(3);
+  BackoffOptions backoff;
+  // A worker READY this long has its failure count reset.
+  Duration stable_period = std::chrono::seconds(10);
+  // With no worker ever READY, the agent gives up once every slot failed
+  // this many times in a row.
+  int give_up_failures = 5;
+  // After the final SIGKILL, how long to wait for descendants to be reaped.
+  Duration reap_grace = std::chrono::seconds(5);
+};
+
+class Supervisor {
+ public:
+  Supervisor(SupervisorConfig config, Clock* clock, ProcessControl* processes,
+             EventSink* events, std::function<double()> unit_random);
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Spawns the initial workers.
+  void Start();
+
+  // --- inputs ------------------------------------------------------------
+  // A reaped child. Returns false when `pid` was not a worker (an adopted
+  // orphan): the caller counts it, the supervisor ignores it.
+  bool OnExit(pid_t pid, ExitStatus status);
+  // A notify datagram already attributed to worker `pid`.
+  void OnNotify(pid_t pid, const NotifyMessage& message);
+  // Time has passed: act on every deadline due at Clock::Now().
+  void Tick();
+  // The earliest moment Tick() has something to do.
+  std::optional<TimePoint> NextDeadline() const;
+
+  // --- commands ----------------------------------------------------------
+  // Rolling reload. FailedPrecondition while draining, stopping or when a
+  // reload already runs.
+  absl::Status Reload();
+  // SIGTERM/SIGINT. A second call cuts the drain short.
+  void Shutdown(int signal);
+  // Sends `sig` to every live worker's process group; returns how many.
+  int ForwardSignal(int sig);
+  // Sets the number of slots: up forks, down stops the highest slots.
+  absl::Status Scale(int workers);
+  // Readiness off now; workers stopped after the drain delay; agent stays.
+  absl::Status Drain();
+  // Leaves the drained state: slots are started again.
+  absl::Status Resume();
+
+  // --- queries -----------------------------------------------------------
+  bool IsWorker(pid_t pid) const;
+  // Process groups of every live worker process.
+  std::vector<pid_t> WorkerGroups() const;
+  // Ready to serve: running (not draining/stopping) and at least
+  // `min_ready` workers READY.
+  bool Ready(int min_ready = 1) const;
+  int ReadyCount() const;
+  int target_workers() const { return target_; }
+  bool draining() const { return mode_ != Mode::kRunning; }
+  bool reloading() const { return reload_.has_value(); }
+  // True once the agent should exit; exit_code() then says with what.
+  bool done() const { return phase_ == Phase::kDone; }
+  int exit_code() const { return exit_code_; }
+  std::vector<WorkerView> Workers() const;
+
+ private:
+  enum class Mode { kRunning, kDraining, kShuttingDown };
+  // Where a drain or shutdown is: waiting out the drain delay, waiting for
+  // workers after SIGTERM, waiting for the last reaps after SIGKILL.
+  enum class Phase { kNone, kDelay, kStopping, kKilling, kDone };
+
+  struct Process {
+    int slot = 0;
+    int generation = 0;
+    pid_t pid = 0;
+    WorkerState state = WorkerState::kStarting;
+    TimePoint spawned_at;
+    std::optional<TimePoint> ready_at;
+    TimePoint last_ping;
+    TimePoint deadline;  // ready timeout, stop timeout or abort grace
+    bool retiring = false;     // stopped on purpose; its exit is expected
+    bool replacement = false;  // reload candidate, not yet the slot's own
+    bool said_stopping = false;  // sent STOPPING=1 itself
+    bool aborted = false;        // watchdog sent SIGABRT
+    bool killed = false;         // we sent SIGKILL
+    std::string kill_reason;
+    std::string status;
+  };
+
+  struct Slot {
+    int generation = 0;
+    int consecutive_failures = 0;
+    int restarts = 0;
+    std::optional<TimePoint> restart_at;  // BACKOFF until then
+    bool failed = false;
+    std::string last_exit;
+  };
+
+  struct ReloadState {
+    int next_slot = 0;                  // slot being rolled
+    std::optional<pid_t> candidate;     // its replacement process
+  };
+
+  // Process table helpers.
+  Process* Find(pid_t pid);
+  const Process* Find(pid_t pid) const;
+  Process* Current(int slot);  // the slot's own, non-retiring process
+  Event WorkerEvent(Level level, std::string name, std::string msg,
+                    const Process& p) const;
+
+  void SpawnSlot(int slot, bool replacement);
+  void MarkReady(Process& p);
+  void Retire(Process& p);
+  void Kill(Process& p, const std::string& reason);
+  void HandleWorkerExit(const Process& p, ExitStatus status);
+  void ScheduleRestart(int slot, bool failure);
+  void CheckGiveUp();
+
+  void ReloadStep();
+  void ReloadAbort(const std::string& reason);
+
+  void BeginStopping();
+  void BeginKilling();
+  void MaybeFinish();
+  void Finish();
+
+  // Constant after construction.
+  const SupervisorConfig config_;
+  Clock* const clock_;
+  ProcessControl* const processes_;
+  EventSink* const events_;
+  const std::function<double()> unit_random_;
+
+  int target_ = 0;
+  std::map<int, Slot> slots_;
+  std::vector<Process> procs_;
+  bool ever_ready_ = false;
+  std::optional<ReloadState> reload_;
+  Mode mode_ = Mode::kRunning;
+  Phase phase_ = Phase::kNone;
+  TimePoint phase_deadline_;
+  bool anything_killed_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace corral::agent
+
+#endif  // CORRAL_AGENT_SUPERVISOR_SUPERVISOR_H_
