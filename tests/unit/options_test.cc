@@ -1,0 +1,127 @@
+// Command line and environment parsing: defaults, overrides, and the exit
+// code and message for every kind of bad input.
+#include "agent/options.h"
+
+#include <stdlib.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace corral::agent {
+namespace {
+
+using ::testing::HasSubstr;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+ParsedCommandLine Parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "corral-agent");
+  return ParseCommandLine(static_cast<int>(args.size()), args.data());
+}
+
+TEST(OptionsTest, DefaultsFitKubernetesGracePeriod) {
+  ParsedCommandLine p = Parse({"--", "node", "app.js"});
+  ASSERT_TRUE(p.options) << p.message;
+  const Options& o = *p.options;
+  EXPECT_FALSE(o.workers.has_value());
+  EXPECT_EQ(o.command, (std::vector<std::string>{"node", "app.js"}));
+  EXPECT_EQ(o.ready, ReadyMode::kNotify);
+  EXPECT_LT(o.drain_delay + o.stop_timeout, seconds(30));
+  EXPECT_EQ(o.backoff.min, milliseconds(100));
+  EXPECT_EQ(o.backoff.max, seconds(30));
+}
+
+TEST(OptionsTest, ParsesEveryFlag) {
+  ParsedCommandLine p = Parse(
+      {"--workers=3", "--listen=web=tcp://127.0.0.1:8080",
+       "--listen=unix:/tmp/x.sock", "--ready=delay:1.5s",
+       "--ready-timeout=10s", "--stop-timeout", "7s", "--drain-delay=250ms",
+       "--watchdog=2s", "--restart-backoff=50ms,5s", "--log-format=json",
+       "--", "app", "--flag-for-app"});
+  ASSERT_TRUE(p.options) << p.message;
+  const Options& o = *p.options;
+  EXPECT_EQ(o.workers, 3);
+  ASSERT_EQ(o.listen.size(), 2u);
+  EXPECT_EQ(o.listen[0].name, "web");
+  EXPECT_EQ(o.listen[0].port, 8080);
+  EXPECT_EQ(o.listen[1].name, "listen1");
+  EXPECT_TRUE(o.listen[1].is_unix);
+  EXPECT_EQ(o.ready, ReadyMode::kDelay);
+  EXPECT_EQ(o.ready_delay, milliseconds(1500));
+  EXPECT_EQ(o.ready_timeout, seconds(10));
+  EXPECT_EQ(o.stop_timeout, seconds(7));
+  EXPECT_EQ(o.drain_delay, milliseconds(250));
+  EXPECT_EQ(o.watchdog, seconds(2));
+  EXPECT_EQ(o.backoff.min, milliseconds(50));
+  EXPECT_EQ(o.log_format, LogFormat::kJson);
+  EXPECT_EQ(o.command, (std::vector<std::string>{"app", "--flag-for-app"}));
+}
+
+TEST(OptionsTest, EnvironmentSetsAndFlagWins) {
+  setenv("CORRAL_WORKERS", "5", 1);
+  setenv("CORRAL_LISTEN", "tcp://127.0.0.1:1,a=tcp://127.0.0.1:2", 1);
+  setenv("CORRAL_STOP_TIMEOUT", "9s", 1);
+  ParsedCommandLine p = Parse({"--stop-timeout=3s", "--", "app"});
+  unsetenv("CORRAL_WORKERS");
+  unsetenv("CORRAL_LISTEN");
+  unsetenv("CORRAL_STOP_TIMEOUT");
+  ASSERT_TRUE(p.options) << p.message;
+  EXPECT_EQ(p.options->workers, 5);
+  ASSERT_EQ(p.options->listen.size(), 2u);
+  EXPECT_EQ(p.options->listen[1].name, "a");
+  EXPECT_EQ(p.options->stop_timeout, seconds(3));
+}
+
+struct BadCase {
+  std::vector<const char*> args;
+  const char* expect;  // in the message
+};
+
+TEST(OptionsTest, BadInputExitsTwoNamingTheFlagAndValue) {
+  std::vector<BadCase> cases = {
+      {{"--workers=abc", "--", "x"}, "invalid --workers value 'abc'"},
+      {{"--workers=0", "--", "x"}, "--workers value '0'"},
+      {{"--ready=bogus", "--", "x"}, "invalid --ready value 'bogus'"},
+      {{"--ready=delay:soon", "--", "x"}, "'soon'"},
+      {{"--stop-timeout=-1s", "--", "x"}, "invalid --stop-timeout value '-1s'"},
+      {{"--drain-delay=forever", "--", "x"}, "--drain-delay"},
+      {{"--restart-backoff=5s", "--", "x"}, "--restart-backoff value '5s'"},
+      {{"--restart-backoff=5s,1s", "--", "x"}, "0 < MIN <= MAX"},
+      {{"--log-format=xml", "--", "x"}, "--log-format value 'xml'"},
+      {{"--listen=http://x:1", "--", "x"}, "--listen value 'http://x:1'"},
+      {{"--listen=tcp://x:99999", "--", "x"}, "PORT"},
+      {{"--bogus", "--", "x"}, "unknown flag '--bogus'"},
+      {{"--workers=2"}, "missing COMMAND"},
+      {{}, "missing COMMAND"},
+  };
+  for (const BadCase& c : cases) {
+    ParsedCommandLine p = Parse(c.args);
+    EXPECT_FALSE(p.options.has_value()) << c.expect;
+    EXPECT_EQ(p.exit_code, 2) << c.expect;
+    EXPECT_THAT(p.message, HasSubstr(c.expect));
+  }
+}
+
+TEST(OptionsTest, HelpExitsZero) {
+  ParsedCommandLine p = Parse({"--help"});
+  EXPECT_FALSE(p.options.has_value());
+  EXPECT_EQ(p.exit_code, 0);
+  EXPECT_THAT(p.message, HasSubstr("--workers"));
+}
+
+TEST(ListenSpecTest, ParsesTcpUnixAndNames) {
+  auto v6 = ParseListenSpec("tcp://[::1]:80", "d");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->name, "d");
+  auto any = ParseListenSpec("api=tcp://:9000", "d");
+  ASSERT_TRUE(any.ok());
+  EXPECT_EQ(any->host, "");
+  EXPECT_EQ(any->name, "api");
+  EXPECT_FALSE(ParseListenSpec("tcp://[::1:80", "d").ok());
+  EXPECT_FALSE(ParseListenSpec("unix:", "d").ok());
+  EXPECT_FALSE(ParseListenSpec("=tcp://:1", "d").ok());
+}
+
+}  // namespace
+}  // namespace corral::agent
