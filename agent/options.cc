@@ -7,6 +7,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "agent/supervisor/size_parse.h"
 
 namespace corral::agent {
 namespace {
@@ -31,6 +32,10 @@ absl::Status ParseReady(const std::string& text, Options& out) {
     out.ready = ReadyMode::kNotify;
     return absl::OkStatus();
   }
+  if (text == "ipc") {
+    out.ready = ReadyMode::kIpc;
+    return absl::OkStatus();
+  }
   absl::string_view rest = text;
   if (absl::ConsumePrefix(&rest, "delay:")) {
     absl::StatusOr<Duration> d = ParseDurationFlag("--ready", std::string(rest));
@@ -39,7 +44,8 @@ absl::Status ParseReady(const std::string& text, Options& out) {
     out.ready_delay = *d;
     return absl::OkStatus();
   }
-  return BadValue("--ready", text, "notify or delay:DURATION (e.g. delay:2s)");
+  return BadValue("--ready", text,
+                  "notify, ipc or delay:DURATION (e.g. delay:2s)");
 }
 
 absl::Status ParseBackoff(const std::string& text, BackoffOptions& out) {
@@ -70,7 +76,54 @@ struct RawFlags {
   std::string watchdog = "0";
   std::string restart_backoff = "100ms,30s";
   std::string log_format = "text";
+  std::string cpu_rounding = "ceil";
+  int min_workers = 1;
+  int max_workers = 0;
+  std::string max_worker_memory = "off";
+  std::string control_socket = "/run/corral/agent.sock";
+  int probe_port = 0;
+  int http_port = 0;
+  std::string probe_address = "0.0.0.0";
+  int min_ready = 1;
+  std::string control_tls_listen;
+  std::string control_tls_cert;
+  std::string control_tls_key;
+  std::string control_tls_client_ca;
 };
+
+absl::Status ValidateControl(const RawFlags& raw, Options& o) {
+  auto port = [](const char* flag, int v) -> absl::Status {
+    if (v < 0 || v > 65535) {
+      return BadValue(flag, absl::StrCat(v), "a port from 0 (off) to 65535");
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = port("--probe-port", raw.probe_port); !s.ok()) return s;
+  if (absl::Status s = port("--http-port", raw.http_port); !s.ok()) return s;
+  if (raw.min_ready < 0) {
+    return BadValue("--min-ready", absl::StrCat(raw.min_ready), "a count >= 0");
+  }
+  o.control_socket = raw.control_socket;
+  o.probe_port = raw.probe_port;
+  o.http_port = raw.http_port;
+  o.probe_address = raw.probe_address;
+  o.min_ready = raw.min_ready;
+  const int tls_set = !raw.control_tls_listen.empty() +
+                      !raw.control_tls_cert.empty() +
+                      !raw.control_tls_key.empty() +
+                      !raw.control_tls_client_ca.empty();
+  if (tls_set != 0 && tls_set != 4) {
+    return absl::InvalidArgumentError(
+        "remote control needs all of --control-tls-listen, "
+        "--control-tls-cert, --control-tls-key and --control-tls-client-ca "
+        "(mutual TLS only)");
+  }
+  o.control_tls_listen = raw.control_tls_listen;
+  o.control_tls_cert = raw.control_tls_cert;
+  o.control_tls_key = raw.control_tls_key;
+  o.control_tls_client_ca = raw.control_tls_client_ca;
+  return absl::OkStatus();
+}
 
 absl::StatusOr<Options> Validate(const RawFlags& raw,
                                  std::vector<std::string> command) {
@@ -106,6 +159,22 @@ absl::StatusOr<Options> Validate(const RawFlags& raw,
   if (absl::Status s = ParseBackoff(raw.restart_backoff, o.backoff); !s.ok()) {
     return s;
   }
+  absl::StatusOr<CpuRounding> rounding = ParseCpuRounding(raw.cpu_rounding);
+  if (!rounding.ok()) return rounding.status();
+  o.sizing.rounding = *rounding;
+  o.sizing.min_workers = raw.min_workers;
+  o.sizing.max_workers = raw.max_workers;
+  if (absl::Status s = ValidateSizingPolicy(o.sizing); !s.ok()) return s;
+  if (o.workers && o.sizing.max_workers > 0 &&
+      *o.workers > o.sizing.max_workers) {
+    return BadValue("--workers", raw.workers,
+                    absl::StrCat("at most --max-workers=", o.sizing.max_workers));
+  }
+  absl::StatusOr<WorkerMemoryBound> memory =
+      ParseMaxWorkerMemory(raw.max_worker_memory);
+  if (!memory.ok()) return memory.status();
+  o.max_worker_memory = *memory;
+  if (absl::Status s = ValidateControl(raw, o); !s.ok()) return s;
   if (raw.log_format == "text") {
     o.log_format = LogFormat::kText;
   } else if (raw.log_format == "json") {
@@ -171,6 +240,47 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
       ->envname("CORRAL_RESTART_BACKOFF");
   app.add_option("--log-format", raw.log_format, "text or json (default text)")
       ->envname("CORRAL_LOG_FORMAT");
+  app.add_option("--cpu-rounding", raw.cpu_rounding,
+                 "ceil or floor a fractional CPU limit (default ceil)")
+      ->envname("CORRAL_CPU_ROUNDING");
+  app.add_option("--min-workers", raw.min_workers,
+                 "auto never goes below this (default 1)")
+      ->envname("CORRAL_MIN_WORKERS");
+  app.add_option("--max-workers", raw.max_workers,
+                 "auto and scale never go above this (default 0 = none)")
+      ->envname("CORRAL_MAX_WORKERS");
+  app.add_option("--max-worker-memory", raw.max_worker_memory,
+                 "SIZE (512Mi, 1G), auto or off (default off): replace a "
+                 "worker whose RSS stays above it")
+      ->envname("CORRAL_MAX_WORKER_MEMORY");
+  app.add_option("--control-socket", raw.control_socket,
+                 "unix socket of the Agent service, mode 0600 (default "
+                 "/run/corral/agent.sock; empty = none)")
+      ->envname("CORRAL_CONTROL_SOCKET");
+  app.add_option("--probe-port", raw.probe_port,
+                 "TCP port for grpc.health.v1 probes (default 0 = off)")
+      ->envname("CORRAL_PROBE_PORT");
+  app.add_option("--http-port", raw.http_port,
+                 "TCP port for /livez /readyz /metrics (default 0 = off)")
+      ->envname("CORRAL_HTTP_PORT");
+  app.add_option("--probe-address", raw.probe_address,
+                 "address the probe and HTTP ports bind (default 0.0.0.0)")
+      ->envname("CORRAL_PROBE_ADDRESS");
+  app.add_option("--min-ready", raw.min_ready,
+                 "readiness needs this many READY workers (default 1)")
+      ->envname("CORRAL_MIN_READY");
+  app.add_option("--control-tls-listen", raw.control_tls_listen,
+                 "HOST:PORT for remote control over mutual TLS (default off)")
+      ->envname("CORRAL_CONTROL_TLS_LISTEN");
+  app.add_option("--control-tls-cert", raw.control_tls_cert,
+                 "server certificate (PEM)")
+      ->envname("CORRAL_CONTROL_TLS_CERT");
+  app.add_option("--control-tls-key", raw.control_tls_key,
+                 "server private key (PEM)")
+      ->envname("CORRAL_CONTROL_TLS_KEY");
+  app.add_option("--control-tls-client-ca", raw.control_tls_client_ca,
+                 "CA that client certificates must chain to (PEM)")
+      ->envname("CORRAL_CONTROL_TLS_CLIENT_CA");
 
   ParsedCommandLine result;
   try {

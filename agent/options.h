@@ -12,14 +12,20 @@
 #include "agent/os/listen_socket.h"
 #include "agent/supervisor/clock.h"
 #include "agent/supervisor/restart_policy.h"
+#include "agent/supervisor/sizing.h"
 
 namespace corral::agent {
 
-enum class ReadyMode { kNotify, kDelay };
+enum class ReadyMode { kNotify, kDelay, kIpc };
 
 struct Options {
   // Worker count; nullopt = auto (the CPUs this process may use).
   std::optional<int> workers;
+  // --workers=auto: rounding and clamps (--cpu-rounding, --min-workers,
+  // --max-workers). max_workers also bounds Scale requests.
+  SizingPolicy sizing;
+  // --max-worker-memory: replace a worker whose RSS stays above this.
+  WorkerMemoryBound max_worker_memory;
   // Sockets opened before the first worker and inherited by all.
   std::vector<ListenSpec> listen;
   // How a worker becomes READY; with kDelay, after `ready_delay`.
@@ -35,6 +41,23 @@ struct Options {
   Duration watchdog = Duration::zero();
   BackoffOptions backoff;
   LogFormat log_format = LogFormat::kText;
+
+  // --- control plane ---
+  // The Agent service's unix socket (mode 0600); "" = none.
+  std::string control_socket = "/run/corral/agent.sock";
+  // The kubelet's gRPC health port (grpc.health.v1 only); 0 = off.
+  int probe_port = 0;
+  // /livez, /readyz, /metrics; 0 = off.
+  int http_port = 0;
+  // The address the probe and HTTP ports bind to.
+  std::string probe_address = "0.0.0.0";
+  // readiness = not draining and at least this many workers READY.
+  int min_ready = 1;
+  // Remote control over TCP with mutual TLS; all four or none.
+  std::string control_tls_listen;  // HOST:PORT
+  std::string control_tls_cert;
+  std::string control_tls_key;
+  std::string control_tls_client_ca;
   // COMMAND [ARGS...]
   std::vector<std::string> command;
 };

@@ -17,6 +17,9 @@
 #include "agent/os/procfs.h"
 #include "agent/os/reaper.h"
 #include "agent/os/spawner.h"
+#include "agent/supervisor/size_parse.h"
+#include <boost/asio/post.hpp>
+#include <sys/socket.h>
 
 extern char** environ;
 
@@ -27,13 +30,18 @@ namespace {
 constexpr size_t kMaxLine = 16 * 1024;
 // Variables the agent sets for each worker; inherited copies are removed.
 constexpr std::string_view kOwnVariables[] = {
-    "LISTEN_FDS=",   "LISTEN_PID=",       "LISTEN_FDNAMES=",
-    "NOTIFY_SOCKET=", "WATCHDOG_USEC=",   "WATCHDOG_PID=",
-    "CORRAL_WORKER_ID=", "CORRAL_WORKER_GENERATION="};
+    "LISTEN_FDS=",       "LISTEN_PID=",       "LISTEN_FDNAMES=",
+    "NOTIFY_SOCKET=",    "WATCHDOG_USEC=",    "WATCHDOG_PID=",
+    "CORRAL_WORKER_ID=", "CORRAL_WORKER_GENERATION=",
+    "NODE_CHANNEL_FD=",  "NODE_CHANNEL_SERIALIZATION_MODE="};
+// Worker lines kept for `corralctl logs`.
+constexpr size_t kLogHistory = 5000;
+// RSS samples above --max-worker-memory before the worker is replaced.
+constexpr int kMemorySamples = 2;
 
-SupervisorConfig MakeConfig(const Options& o) {
+SupervisorConfig MakeConfig(const Options& o, int workers) {
   SupervisorConfig c;
-  c.workers = o.workers.value_or(AffinityCpuCount());
+  c.workers = workers;
   if (o.ready == ReadyMode::kDelay) c.ready_delay = o.ready_delay;
   c.ready_timeout = o.ready_timeout;
   c.stop_timeout = o.stop_timeout;
@@ -53,10 +61,11 @@ int AffinityCpuCount() {
 }
 
 struct Agent::PipeReader {
-  PipeReader(boost::asio::io_context& io, int fd, LineSource src)
-      : pipe(io, fd), source(src) {}
+  PipeReader(boost::asio::io_context& io, int fd, LineSource src, bool is_ipc)
+      : pipe(io, fd), source(src), ipc(is_ipc) {}
   boost::asio::posix::stream_descriptor pipe;
   LineSource source;
+  bool ipc;  // Node's IPC channel: JSON lines, not output
   std::array<char, 64 * 1024> chunk;
   std::string pending;  // a line not yet ended
   std::list<std::unique_ptr<PipeReader>>::iterator self;
@@ -69,7 +78,11 @@ Agent::Agent(Options options, SignalFd signals, LogWriter* writer)
       signal_watch_(io_),
       deadline_timer_(io_),
       housekeeping_timer_(io_),
-      logger_(options_.log_format, writer) {}
+      logger_(options_.log_format, writer) {
+  logger_.AddObserver([this](const Event& e) {
+    for (auto& [id, fn] : std::map(event_observers_)) fn(e);
+  });
+}
 
 Agent::~Agent() {
   // The descriptors below are owned elsewhere: release, don't close.
@@ -116,13 +129,14 @@ absl::Status Agent::Open() {
   dev_null_ = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (dev_null_ < 0) return ErrnoStatus(errno, "open /dev/null");
   base_env_ = BaseEnvironment();
+  const int workers = initial_workers_ = InitialWorkers();
 
   signal_watch_.assign(signals_.fd());
   notify_watch_.emplace(io_, notify_->fd());
   std::random_device seed;
   auto rng = std::make_shared<std::mt19937_64>(seed());
   supervisor_ = std::make_unique<Supervisor>(
-      MakeConfig(options_), &clock_, this, &logger_, [rng] {
+      MakeConfig(options_, workers), &clock_, this, &logger_, [rng] {
         return std::uniform_real_distribution<double>(0, 1)(*rng);
       });
   return absl::OkStatus();
@@ -176,18 +190,36 @@ absl::StatusOr<pid_t> Agent::Spawn(const SpawnRequest& request) {
   plan.stdout_fd = out[1];
   plan.stderr_fd = err[1];
   for (const OpenListener& l : listeners_) plan.inherit_fds.push_back(l.fd);
+  int ipc[2] = {-1, -1};
+  if (options_.ready == ReadyMode::kIpc) {
+    // Node's IPC channel: the child's end is the next inherited fd.
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ipc) != 0) {
+      int e = errno;
+      for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
+      return ErrnoStatus(e, "socketpair");
+    }
+    plan.env.push_back(
+        absl::StrCat("NODE_CHANNEL_FD=", 3 + plan.inherit_fds.size()));
+    plan.env.push_back("NODE_CHANNEL_SERIALIZATION_MODE=json");
+    plan.inherit_fds.push_back(ipc[1]);
+  }
   // When the agent is not PID 1 and dies, its workers must not linger.
   plan.parent_death_signal = getpid() == 1 ? 0 : SIGTERM;
   absl::StatusOr<pid_t> pid = corral::agent::Spawn(plan);
   close(out[1]);
   close(err[1]);
+  if (ipc[1] >= 0) close(ipc[1]);
   if (!pid.ok()) {
     close(out[0]);
     close(err[0]);
+    if (ipc[0] >= 0) close(ipc[0]);
     return pid;
   }
-  StartReader(out[0], {request.slot, request.generation, *pid, "stdout"});
-  StartReader(err[0], {request.slot, request.generation, *pid, "stderr"});
+  const LineSource source{request.slot, request.generation, *pid, "stdout"};
+  StartReader(out[0], source, false);
+  StartReader(err[0], {request.slot, request.generation, *pid, "stderr"},
+              false);
+  if (ipc[0] >= 0) StartReader(ipc[0], {request.slot, request.generation, *pid, "ipc"}, true);
   return pid;
 }
 
@@ -222,7 +254,7 @@ bool Agent::HasChildren() { return corral::agent::HasChildren(); }
 int Agent::Run() {
   std::vector<std::string> addresses;
   for (const OpenListener& l : listeners_) addresses.push_back(l.address);
-  const int workers = options_.workers.value_or(AffinityCpuCount());
+  const int workers = initial_workers_;
   logger_.Emit(
       Event{Level::kInfo, "agent_started",
             absl::StrFormat("corral-agent pid %d%s: %d worker(s) of '%s'%s%s",
@@ -267,6 +299,11 @@ void Agent::AfterEvent() {
 
 void Agent::Housekeeping() {
   logger_.ReportDropped();
+  if (!supervisor_->shutting_down()) {
+    ReadSizing(/*apply=*/true);
+    SampleUsage();
+  }
+  AfterEvent();
   housekeeping_timer_.expires_after(std::chrono::seconds(1));
   housekeeping_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) Housekeeping();
@@ -380,9 +417,9 @@ void Agent::Reject(pid_t pid, const std::string& reason) {
 
 // --- worker output --------------------------------------------------------
 
-void Agent::StartReader(int fd, const LineSource& source) {
+void Agent::StartReader(int fd, const LineSource& source, bool ipc) {
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  readers_.push_back(std::make_unique<PipeReader>(io_, fd, source));
+  readers_.push_back(std::make_unique<PipeReader>(io_, fd, source, ipc));
   PipeReader* reader = readers_.back().get();
   reader->self = std::prev(readers_.end());
   ReadPipe(reader);
@@ -399,16 +436,24 @@ void Agent::ReadPipe(PipeReader* r) {
           size_t nl = r->pending.find('\n', start);
           if (nl == std::string::npos) break;
           std::string_view line(r->pending.data() + start, nl - start);
+          start = nl + 1;
+          if (r->ipc) {
+            OnIpcLine(r->source.pid, line);
+            continue;
+          }
           while (line.size() > kMaxLine) {
-            logger_.WorkerLine(r->source, line.substr(0, kMaxLine), true);
+            OnWorkerLine(r->source, line.substr(0, kMaxLine), true);
             line.remove_prefix(kMaxLine);
           }
-          logger_.WorkerLine(r->source, line, false);
-          start = nl + 1;
+          OnWorkerLine(r->source, line, false);
+        }
+        if (r->ipc && r->pending.size() - start > kMaxLine) {
+          r->pending.clear();  // not a JSON line we will ever use
+          start = 0;
         }
         r->pending.erase(0, start);
         while (r->pending.size() > kMaxLine) {
-          logger_.WorkerLine(r->source,
+          OnWorkerLine(r->source,
                              std::string_view(r->pending).substr(0, kMaxLine),
                              true);
           r->pending.erase(0, kMaxLine);
@@ -418,13 +463,16 @@ void Agent::ReadPipe(PipeReader* r) {
 }
 
 void Agent::FinishReader(PipeReader* r) {
-  if (!r->pending.empty()) logger_.WorkerLine(r->source, r->pending, false);
+  if (!r->pending.empty() && !r->ipc) {
+    OnWorkerLine(r->source, r->pending, false);
+  }
   readers_.erase(r->self);
 }
 
 void Agent::DrainPipesSync() {
   // Every process is gone, so what is left in the pipes is all there is.
   for (auto& r : readers_) {
+    if (r->ipc) continue;
     for (;;) {
       ssize_t n = read(r->pipe.native_handle(), r->chunk.data(), r->chunk.size());
       if (n <= 0) break;
@@ -433,16 +481,262 @@ void Agent::DrainPipesSync() {
     size_t start = 0;
     for (size_t nl; (nl = r->pending.find('\n', start)) != std::string::npos;
          start = nl + 1) {
-      logger_.WorkerLine(r->source,
-                         std::string_view(r->pending).substr(start, nl - start),
-                         false);
+      OnWorkerLine(r->source,
+                   std::string_view(r->pending).substr(start, nl - start),
+                   false);
     }
     if (start < r->pending.size()) {
-      logger_.WorkerLine(r->source, std::string_view(r->pending).substr(start),
-                         false);
+      OnWorkerLine(r->source, std::string_view(r->pending).substr(start),
+                   false);
     }
   }
   readers_.clear();
+}
+
+// --- worker output, IPC readiness ----------------------------------------
+
+void Agent::OnWorkerLine(const LineSource& source, std::string_view text,
+                         bool cont) {
+  logger_.WorkerLine(source, text, cont);
+  LogRecord rec;
+  rec.seq = ++log_seq_;
+  rec.ts = TimestampNow();
+  rec.slot = source.slot;
+  rec.generation = source.generation;
+  rec.pid = source.pid;
+  rec.stream = source.stream;
+  rec.text = std::string(text);
+  rec.cont = cont;
+  for (auto& [id, fn] : std::map(log_observers_)) fn(rec);
+  log_history_.push_back(std::move(rec));
+  if (log_history_.size() > kLogHistory) log_history_.pop_front();
+}
+
+void Agent::OnIpcLine(pid_t pid, std::string_view line) {
+  // process.send('ready') arrives as the JSON string "ready". Node's own
+  // internal messages ({"cmd":"NODE_..."}) and anything else are ignored.
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
+    line.remove_suffix(1);
+  }
+  if (line != "\"ready\"") return;
+  NotifyMessage ready;
+  ready.ready = true;
+  supervisor_->OnNotify(pid, ready);
+}
+
+// --- sizing and usage -----------------------------------------------------
+
+int Agent::InitialWorkers() {
+  sizing_.auto_mode = !options_.workers.has_value();
+  ReadSizing(/*apply=*/false);
+  if (options_.workers) return *options_.workers;
+  return sizing_.decision ? sizing_.decision->workers : AffinityCpuCount();
+}
+
+void Agent::ReadSizing(bool apply) {
+  absl::StatusOr<SizingInputs> inputs = cgroups_.Read();
+  if (!inputs.ok()) {
+    if (!apply) {
+      logger_.Emit(Event{Level::kWarn, "sizing_failed",
+                         absl::StrCat("cannot read the CPU limits (",
+                                      inputs.status().message(),
+                                      "); using the affinity mask"),
+                         {}});
+    }
+    return;
+  }
+  const bool changed = !sizing_.inputs || !(*sizing_.inputs == *inputs);
+  sizing_.inputs = *inputs;
+  WorkerCount decision = DecideWorkers(*inputs, options_.sizing);
+  const int workers =
+      supervisor_ ? supervisor_->target_workers()
+                  : options_.workers.value_or(decision.workers);
+  sizing_.memory = DecideMemoryBudget(*inputs, std::max(workers, 1),
+                                      options_.max_worker_memory);
+  sizing_.decision = decision;
+  if (!apply) {
+    logger_.Emit(Event{Level::kInfo, "sizing", decision.explanation, {}}
+                     .With("workers", int64_t{decision.workers})
+                     .With("auto", sizing_.auto_mode)
+                     .With("rule", std::string(SizingRuleName(decision.rule))));
+    if (sizing_.memory->per_worker_bytes) {
+      logger_.Emit(Event{Level::kInfo, "memory_budget",
+                         sizing_.memory->explanation, {}}
+                       .With("bytes", *sizing_.memory->per_worker_bytes));
+    }
+    return;
+  }
+  if (!sizing_.auto_mode || supervisor_->draining()) {
+    pending_workers_.reset();
+    return;
+  }
+  if (decision.workers == supervisor_->target_workers()) {
+    pending_workers_.reset();
+    return;
+  }
+  // A new count must hold for two reads before it is applied, so a limit
+  // written in two steps does not make workers flap.
+  if (pending_workers_ != decision.workers) {
+    pending_workers_ = decision.workers;
+    return;
+  }
+  pending_workers_.reset();
+  (void)changed;
+  logger_.Emit(Event{Level::kInfo, "rescale",
+                     absl::StrFormat("CPU limit changed: %s",
+                                     decision.explanation),
+                     {}}
+                   .With("from", int64_t{supervisor_->target_workers()})
+                   .With("to", int64_t{decision.workers}));
+  if (absl::Status s = supervisor_->Scale(decision.workers); !s.ok()) {
+    logger_.Emit(Event{Level::kWarn, "rescale_refused",
+                       std::string(s.message()), {}});
+  }
+}
+
+void Agent::SampleUsage() {
+  const TimePoint now = clock_.Now();
+  static const long ticks_per_second = sysconf(_SC_CLK_TCK);
+  static const long page_size = sysconf(_SC_PAGESIZE);
+  std::map<pid_t, UsageSample> next;
+  // 0 = no bound.
+  const int64_t bound = sizing_.memory && sizing_.memory->per_worker_bytes
+                            ? *sizing_.memory->per_worker_bytes
+                            : 0;
+  for (const WorkerView& w : supervisor_->Workers()) {
+    if (w.pid == 0) continue;
+    std::optional<ProcStat> st = ReadProcStat(w.pid);
+    if (!st) continue;
+    UsageSample sample;
+    sample.at = now;
+    sample.ticks = st->utime_ticks + st->stime_ticks;
+    sample.usage.cpu_seconds =
+        static_cast<double>(sample.ticks) / ticks_per_second;
+    sample.usage.rss_bytes = static_cast<int64_t>(st->rss_pages) * page_size;
+    if (auto it = usage_.find(w.pid); it != usage_.end()) {
+      const double secs =
+          std::chrono::duration<double>(now - it->second.at).count();
+      if (secs > 0) {
+        sample.usage.cpu_percent =
+            100.0 * (sample.ticks - it->second.ticks) / ticks_per_second /
+            secs;
+      }
+      sample.over_memory = it->second.over_memory;
+    }
+    if (bound > 0 && w.state == WorkerState::kReady &&
+        sample.usage.rss_bytes > bound) {
+      if (++sample.over_memory >= kMemorySamples) {
+        absl::Status s = supervisor_->Replace(w.slot, "memory");
+        if (s.ok()) {
+          ++memory_replacements_;
+          sample.over_memory = 0;
+          logger_.Emit(
+              Event{Level::kWarn, "memory_replace",
+                    absl::StrFormat("worker %d (pid %d) RSS %s is over "
+                                    "--max-worker-memory %s: replacing it",
+                                    w.slot, w.pid,
+                                    FormatSize(sample.usage.rss_bytes),
+                                    FormatSize(bound)),
+                    {}}
+                  .With("worker", int64_t{w.slot})
+                  .With("pid", int64_t{w.pid})
+                  .With("rss_bytes", sample.usage.rss_bytes)
+                  .With("bound_bytes", bound));
+        }
+      }
+    } else {
+      sample.over_memory = 0;
+    }
+    next[w.pid] = sample;
+  }
+  usage_ = std::move(next);
+}
+
+// --- AgentControl ---------------------------------------------------------
+
+void Agent::Post(std::function<void()> fn) {
+  boost::asio::post(io_, [this, fn = std::move(fn)] {
+    fn();
+    AfterEvent();
+  });
+}
+
+AgentCounters Agent::counters() const {
+  AgentCounters c;
+  c.orphans_reaped = orphans_reaped_;
+  c.notify_rejected = notify_rejected_;
+  c.log_lines_dropped = logger_.dropped_total();
+  c.memory_replacements = memory_replacements_;
+  return c;
+}
+
+std::optional<WorkerUsage> Agent::Usage(pid_t pid) const {
+  auto it = usage_.find(pid);
+  if (it == usage_.end()) return std::nullopt;
+  return it->second.usage;
+}
+
+absl::Status Agent::ScaleTo(std::optional<int> workers) {
+  if (!workers) {
+    if (!sizing_.decision) {
+      return absl::FailedPreconditionError(
+          "the CPU limit could not be read; scale to a number instead");
+    }
+    if (absl::Status s = supervisor_->Scale(sizing_.decision->workers);
+        !s.ok()) {
+      return s;
+    }
+    sizing_.auto_mode = true;
+    pending_workers_.reset();
+    return absl::OkStatus();
+  }
+  const int max = options_.sizing.max_workers;
+  if (max > 0 && *workers > max) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cannot scale to %d workers: --max-workers is %d", *workers, max));
+  }
+  if (*workers > 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("cannot scale to %d workers: the limit is 4096",
+                        *workers));
+  }
+  if (absl::Status s = supervisor_->Scale(*workers); !s.ok()) return s;
+  sizing_.auto_mode = false;
+  return absl::OkStatus();
+}
+
+absl::Status Agent::RestartWorker(int slot) {
+  return supervisor_->Replace(slot, "restart");
+}
+
+std::vector<LogRecord> Agent::TailLogs(std::optional<int> slot,
+                                       size_t max_lines) const {
+  std::vector<LogRecord> out;
+  for (auto it = log_history_.rbegin();
+       it != log_history_.rend() && out.size() < max_lines; ++it) {
+    if (!slot || it->slot == *slot) out.push_back(*it);
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+int Agent::AddEventObserver(std::function<void(const Event&)> fn) {
+  event_observers_[next_observer_] = std::move(fn);
+  return next_observer_++;
+}
+
+int Agent::AddLogObserver(std::function<void(const LogRecord&)> fn) {
+  log_observers_[next_observer_] = std::move(fn);
+  return next_observer_++;
+}
+
+void Agent::RemoveObserver(int id) {
+  event_observers_.erase(id);
+  log_observers_.erase(id);
+}
+
+bool Agent::stopping() const {
+  return supervisor_->shutting_down();
 }
 
 }  // namespace corral::agent

@@ -13,14 +13,18 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/core/control.h"
 #include "agent/core/logger.h"
+#include "agent/os/cgroup_reader.h"
 #include "agent/options.h"
 #include "agent/os/listen_socket.h"
 #include "agent/os/log_writer.h"
@@ -31,7 +35,7 @@
 
 namespace corral::agent {
 
-class Agent : public ProcessControl {
+class Agent : public ProcessControl, public AgentControl {
  public:
   // Opens listeners and the notify socket and resolves the command. Errors
   // are startup failures to report and exit 1 on.
@@ -52,7 +56,29 @@ class Agent : public ProcessControl {
   int SignalStrays(int sig, const std::vector<pid_t>& worker_groups) override;
   bool HasChildren() override;
 
+  // AgentControl (see control.h for threads).
+  void Post(std::function<void()> fn) override;
+  Supervisor& supervisor() override { return *supervisor_; }
+  const Options& options() const override { return options_; }
+  AgentCounters counters() const override;
+  std::optional<WorkerUsage> Usage(pid_t pid) const override;
+  const SizingState& sizing() const override { return sizing_; }
+  absl::Status ScaleTo(std::optional<int> workers) override;
+  absl::Status RestartWorker(int slot) override;
+  std::vector<LogRecord> TailLogs(std::optional<int> slot,
+                                  size_t max_lines) const override;
+  int AddEventObserver(std::function<void(const Event&)> fn) override;
+  int AddLogObserver(std::function<void(const LogRecord&)> fn) override;
+  void RemoveObserver(int id) override;
+  bool stopping() const override;
+
  private:
+  struct UsageSample {
+    WorkerUsage usage;
+    unsigned long long ticks = 0;
+    TimePoint at;
+    int over_memory = 0;  // consecutive samples above the bound
+  };
   struct PipeReader;
 
   Agent(Options options, SignalFd signals, LogWriter* writer);
@@ -66,7 +92,13 @@ class Agent : public ProcessControl {
   void HandleDatagram(const NotifyDatagram& d);
   std::optional<pid_t> AttributeToWorker(pid_t sender) const;
   void Reject(pid_t pid, const std::string& reason);
-  void StartReader(int fd, const LineSource& source);
+  void StartReader(int fd, const LineSource& source, bool ipc);
+  void OnWorkerLine(const LineSource& source, std::string_view text,
+                    bool cont);
+  void OnIpcLine(pid_t pid, std::string_view line);
+  int InitialWorkers();
+  void ReadSizing(bool apply);
+  void SampleUsage();
   void ReadPipe(PipeReader* reader);
   void FinishReader(PipeReader* reader);
   void DrainPipesSync();
@@ -97,6 +129,19 @@ class Agent : public ProcessControl {
   std::list<std::unique_ptr<PipeReader>> readers_;
   uint64_t orphans_reaped_ = 0;
   uint64_t notify_rejected_ = 0;
+  uint64_t memory_replacements_ = 0;
+  int initial_workers_ = 1;
+
+  ProcCgroupReader cgroups_{""};
+  SizingState sizing_;
+  std::optional<int> pending_workers_;  // auto count seen once, not applied
+  std::map<pid_t, UsageSample> usage_;
+
+  std::deque<LogRecord> log_history_;
+  uint64_t log_seq_ = 0;
+  int next_observer_ = 1;
+  std::map<int, std::function<void(const Event&)>> event_observers_;
+  std::map<int, std::function<void(const LogRecord&)>> log_observers_;
 };
 
 // The CPUs this process may run on (sched_getaffinity), at least 1.

@@ -34,6 +34,14 @@ absl::StatusOr<SignalFd> SignalFd::Create() {
   if (int err = pthread_sigmask(SIG_BLOCK, &set, nullptr); err != 0) {
     return ErrnoStatus(err, "pthread_sigmask");
   }
+  // A signal ignored by whoever started us (a shell starting a background
+  // job ignores SIGINT) would be discarded, not queued: restore the
+  // default action for every signal we take; being blocked, none fires.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < 32; ++sig) {
+    if (sigismember(&set, sig)) sigaction(sig, &dfl, nullptr);
+  }
   struct sigaction ignore {};
   ignore.sa_handler = SIG_IGN;
   if (sigaction(SIGPIPE, &ignore, nullptr) != 0) {

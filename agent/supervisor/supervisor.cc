@@ -155,10 +155,11 @@ void Supervisor::MarkReady(Process& p) {
           {}};
   e.With("worker", int64_t{slot})
       .With("old_pid", int64_t{old_pid})
-      .With("new_pid", int64_t{new_pid});
+      .With("new_pid", int64_t{new_pid})
+      .With("reason", reload_->reason);
   events_->Emit(e);
   reload_->candidate.reset();
-  reload_->next_slot++;
+  reload_->index++;
   ReloadStep();
 }
 
@@ -399,7 +400,7 @@ std::optional<TimePoint> Supervisor::NextDeadline() const {
 
 // --- rolling reload -------------------------------------------------------
 
-absl::Status Supervisor::Reload() {
+absl::Status Supervisor::CanRoll() const {
   if (mode_ == Mode::kShuttingDown) {
     return absl::FailedPreconditionError("the agent is shutting down");
   }
@@ -408,10 +409,18 @@ absl::Status Supervisor::Reload() {
         "workers are drained; resume before reloading");
   }
   if (reload_) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "a reload is already in progress (at worker %d)", reload_->next_slot));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("a %s is already in progress (at worker %d)",
+                        reload_->reason, reload_->slot()));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Supervisor::Reload() {
+  if (absl::Status s = CanRoll(); !s.ok()) return s;
   reload_ = ReloadState{};
+  reload_->reason = "reload";
+  for (int slot = 0; slot < target_; ++slot) reload_->slots.push_back(slot);
   events_->Emit(Event{Level::kInfo, "reload_started",
                       absl::StrFormat("rolling reload of %d worker(s)",
                                       target_),
@@ -420,26 +429,48 @@ absl::Status Supervisor::Reload() {
   return absl::OkStatus();
 }
 
+absl::Status Supervisor::Replace(int slot, const std::string& reason) {
+  if (slot < 0 || slot >= target_) {
+    return absl::NotFoundError(absl::StrFormat(
+        "no worker %d: workers are numbered 0 to %d", slot, target_ - 1));
+  }
+  if (absl::Status s = CanRoll(); !s.ok()) return s;
+  Process* current = Current(slot);
+  if (current == nullptr || current->state != WorkerState::kReady) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "worker %d has no READY process to replace (it is %s)", slot,
+        current ? WorkerStateName(current->state) : "restarting"));
+  }
+  reload_ = ReloadState{};
+  reload_->reason = reason;
+  reload_->slots = {slot};
+  ReloadStep();
+  return absl::OkStatus();
+}
+
 void Supervisor::ReloadStep() {
-  while (reload_ && reload_->next_slot < target_) {
-    Process* current = Current(reload_->next_slot);
+  while (reload_ && reload_->index < reload_->slots.size()) {
+    const int slot = reload_->slot();
+    Process* current = slot < target_ ? Current(slot) : nullptr;
     if (current == nullptr || current->state != WorkerState::kReady) {
       // Nothing serving in this slot: its next start runs the new code.
-      reload_->next_slot++;
+      reload_->index++;
       continue;
     }
-    SpawnSlot(reload_->next_slot, /*replacement=*/true);
+    SpawnSlot(slot, /*replacement=*/true);
     return;  // wait for the candidate's READY (or failure)
   }
   if (!reload_) return;
+  const std::string reason = reload_->reason;
   reload_.reset();
   events_->Emit(Event{Level::kInfo, "reload_finished",
-                      "rolling reload finished", {}});
+                      absl::StrCat(reason, " finished"), {}}
+                    .With("reason", reason));
 }
 
 void Supervisor::ReloadAbort(const std::string& reason) {
   if (!reload_) return;
-  const int slot = reload_->next_slot;
+  const int slot = reload_->slot();
   if (reload_->candidate) {
     if (Process* c = Find(*reload_->candidate)) {
       c->replacement = false;

@@ -77,6 +77,11 @@ class Supervisor {
   // Rolling reload. FailedPrecondition while draining, stopping or when a
   // reload already runs.
   absl::Status Reload();
+  // Graceful replacement of one slot, as a one-slot reload (used for
+  // RestartWorker and for a worker over its memory bound). NotFound for an
+  // unknown slot; FailedPrecondition when it has no READY process or a
+  // reload runs.
+  absl::Status Replace(int slot, const std::string& reason);
   // SIGTERM/SIGINT. A second call cuts the drain short.
   void Shutdown(int signal);
   // Sends `sig` to every live worker's process group; returns how many.
@@ -98,6 +103,7 @@ class Supervisor {
   int ReadyCount() const;
   int target_workers() const { return target_; }
   bool draining() const { return mode_ != Mode::kRunning; }
+  bool shutting_down() const { return mode_ == Mode::kShuttingDown; }
   bool reloading() const { return reload_.has_value(); }
   // True once the agent should exit; exit_code() then says with what.
   bool done() const { return phase_ == Phase::kDone; }
@@ -138,8 +144,11 @@ class Supervisor {
   };
 
   struct ReloadState {
-    int next_slot = 0;                  // slot being rolled
-    std::optional<pid_t> candidate;     // its replacement process
+    std::vector<int> slots;          // slots to roll, in order
+    size_t index = 0;                // the one being rolled
+    std::optional<pid_t> candidate;  // its replacement process
+    std::string reason;              // "reload", "restart", "memory"
+    int slot() const { return index < slots.size() ? slots[index] : -1; }
   };
 
   // Process table helpers.
@@ -157,6 +166,7 @@ class Supervisor {
   void ScheduleRestart(int slot, bool failure);
   void CheckGiveUp();
 
+  absl::Status CanRoll() const;
   void ReloadStep();
   void ReloadAbort(const std::string& reason);
 

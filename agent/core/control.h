@@ -1,0 +1,91 @@
+// The door from the control plane (gRPC handlers, the HTTP endpoints) into
+// the agent. Post() is the only call allowed from other threads; everything
+// else must run on the loop thread, i.e. inside a posted closure.
+#ifndef CORRAL_AGENT_CORE_CONTROL_H_
+#define CORRAL_AGENT_CORE_CONTROL_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "agent/options.h"
+#include "agent/supervisor/event.h"
+#include "agent/supervisor/sizing.h"
+#include "agent/supervisor/supervisor.h"
+
+namespace corral::agent {
+
+// Counters for status and /metrics.
+struct AgentCounters {
+  uint64_t orphans_reaped = 0;
+  uint64_t notify_rejected = 0;
+  uint64_t log_lines_dropped = 0;
+  uint64_t memory_replacements = 0;
+};
+
+// CPU and memory of one worker process (its own, not its children's).
+struct WorkerUsage {
+  double cpu_seconds = 0;  // user + system since start
+  double cpu_percent = 0;  // over the last sampling second
+  int64_t rss_bytes = 0;
+};
+
+// The sizing inputs last read and what they decided.
+struct SizingState {
+  bool auto_mode = true;           // --workers=auto (or Scale to auto)
+  std::optional<SizingInputs> inputs;
+  std::optional<WorkerCount> decision;
+  std::optional<MemoryBudget> memory;
+};
+
+// One line of worker output kept for `logs` (tail and follow).
+struct LogRecord {
+  uint64_t seq = 0;  // increasing, for follow
+  std::string ts;    // RFC 3339
+  int slot = 0;
+  int generation = 0;
+  pid_t pid = 0;
+  std::string stream;  // "stdout" / "stderr"
+  std::string text;
+  bool cont = false;
+};
+
+class AgentControl {
+ public:
+  virtual ~AgentControl() = default;
+
+  // Any thread: runs `fn` on the loop thread, soon.
+  virtual void Post(std::function<void()> fn) = 0;
+
+  // --- loop thread only ---------------------------------------------------
+  virtual Supervisor& supervisor() = 0;
+  virtual const Options& options() const = 0;
+  virtual AgentCounters counters() const = 0;
+  virtual std::optional<WorkerUsage> Usage(pid_t pid) const = 0;
+  virtual const SizingState& sizing() const = 0;
+  // Sets the worker count; nullopt = auto (follow the CPU limit again).
+  // InvalidArgument past --max-workers, FailedPrecondition while draining.
+  virtual absl::Status ScaleTo(std::optional<int> workers) = 0;
+  // Graceful replacement of one slot (start new, READY, stop old).
+  virtual absl::Status RestartWorker(int slot) = 0;
+  // The last lines of worker output, oldest first (all workers, or `slot`).
+  virtual std::vector<LogRecord> TailLogs(std::optional<int> slot,
+                                          size_t max_lines) const = 0;
+  // Observers run on the loop thread for every event / worker line until
+  // removed with the returned id. They must not block.
+  virtual int AddEventObserver(std::function<void(const Event&)> fn) = 0;
+  virtual int AddLogObserver(std::function<void(const LogRecord&)> fn) = 0;
+  virtual void RemoveObserver(int id) = 0;
+  // True once the agent is shutting down (streams should end).
+  virtual bool stopping() const = 0;
+};
+
+}  // namespace corral::agent
+
+#endif  // CORRAL_AGENT_CORE_CONTROL_H_

@@ -1,0 +1,475 @@
+// Tests of the sizing policy (agent/supervisor/sizing.h) and the size and
+// flag parsers (agent/supervisor/size_parse.h), on hand-built inputs.
+
+#include "agent/supervisor/sizing.h"
+
+#include <cstdint>
+#include <limits>
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "agent/supervisor/size_parse.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace corral::agent {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// Debian's Abseil has its own string_view, which gMock's string matchers do
+// not take.
+std::string Message(const absl::Status& status) {
+  return std::string(status.message());
+}
+
+constexpr int64_t kMi = int64_t{1} << 20;
+constexpr int64_t kGi = int64_t{1} << 30;
+constexpr int64_t kV1Unlimited = 9223372036854771712;
+
+CpuQuota V1Quota(std::string path, int64_t quota, int64_t period = 100000) {
+  return {CgroupVersion::kV1, std::move(path), quota, period};
+}
+
+CpuQuota V2Quota(std::string path, int64_t quota, int64_t period = 100000) {
+  return {CgroupVersion::kV2, std::move(path), quota, period};
+}
+
+SizingInputs Inputs(int affinity, std::vector<CpuQuota> quotas = {}) {
+  SizingInputs in;
+  in.layout = CgroupLayout::kV2;
+  in.affinity_cpus = affinity;
+  in.cpu_quotas = std::move(quotas);
+  return in;
+}
+
+SizingPolicy Rounding(CpuRounding rounding) {
+  SizingPolicy p;
+  p.rounding = rounding;
+  return p;
+}
+
+TEST(DecideWorkersTest, NoQuotaUsesAffinity) {
+  const WorkerCount w = DecideWorkers(Inputs(3), {});
+  EXPECT_EQ(w.workers, 3);
+  EXPECT_EQ(w.rule, SizingRule::kAffinity);
+  EXPECT_FALSE(w.cpu_limit.has_value());
+  EXPECT_THAT(w.explanation,
+              StartsWith("workers=3: affinity 3, no cgroup CPU quota, ceil"));
+}
+
+TEST(DecideWorkersTest, LogLineNamesTheQuotaThatDecided) {
+  SizingInputs in =
+      Inputs(2, {V1Quota("/kubepods/pod1", 150000),
+                 V1Quota("/kubepods", kNoLimit), V1Quota("/", -1)});
+  in.layout = CgroupLayout::kV1;
+  const WorkerCount w = DecideWorkers(in, {});
+  EXPECT_EQ(w.workers, 2);
+  EXPECT_EQ(w.rule, SizingRule::kCpuQuota);
+  EXPECT_EQ(w.explanation,
+            "workers=2: cgroup v1 quota 1.50 CPUs at /kubepods/pod1, "
+            "affinity 2, ceil, min-workers 1, max-workers none; cgroups v1; "
+            "cpu v1 /kubepods/pod1 150000/100000, v1 /kubepods max/100000, "
+            "v1 / max/100000");
+}
+
+TEST(DecideWorkersTest, QuotaAboveAffinityIsCappedByAffinity) {
+  const WorkerCount w = DecideWorkers(Inputs(2, {V2Quota("/c", 400000)}), {});
+  EXPECT_EQ(w.workers, 2);
+  EXPECT_EQ(w.rule, SizingRule::kAffinity);
+  EXPECT_DOUBLE_EQ(*w.cpu_limit, 4.0);
+  EXPECT_THAT(w.explanation,
+              StartsWith("workers=2: affinity 2, cgroup v2 quota 4.00 CPUs "
+                         "at /c, ceil"));
+}
+
+// OpenJDK's TestCPUAwareness --cpus matrix (ceil), with what floor gives, on
+// a 4-CPU host; and its "capped at host CPUs" case.
+struct CpusCase {
+  int64_t quota;
+  int ceil;
+  int floor;
+};
+
+void PrintTo(const CpusCase& c, std::ostream* os) {
+  *os << "quota " << c.quota << "/100000";
+}
+
+class JdkCpusMatrixTest : public ::testing::TestWithParam<CpusCase> {};
+
+TEST_P(JdkCpusMatrixTest, RoundsAsConfigured) {
+  const CpusCase c = GetParam();
+  for (CgroupVersion v : {CgroupVersion::kV1, CgroupVersion::kV2}) {
+    const SizingInputs in = Inputs(4, {{v, "/c", c.quota, 100000}});
+    EXPECT_EQ(DecideWorkers(in, Rounding(CpuRounding::kCeil)).workers, c.ceil)
+        << "quota " << c.quota;
+    EXPECT_EQ(DecideWorkers(in, Rounding(CpuRounding::kFloor)).workers, c.floor)
+        << "quota " << c.quota;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cpus, JdkCpusMatrixTest,
+    ::testing::Values(CpusCase{50000, 1, 1}, CpusCase{100000, 1, 1},
+                      CpusCase{120000, 2, 1}, CpusCase{180000, 2, 1},
+                      CpusCase{200000, 2, 2}, CpusCase{150000, 2, 1},
+                      CpusCase{270000, 3, 2},  // automaxprocs
+                      CpusCase{400000, 4, 4}, CpusCase{800000, 4, 4}));
+
+TEST(DecideWorkersTest, QuotaOfMinusOneOrZeroIsNoLimit) {
+  EXPECT_EQ(DecideWorkers(Inputs(3, {V1Quota("/a", -1)}), {}).workers, 3);
+  EXPECT_EQ(DecideWorkers(Inputs(3, {V1Quota("/a", 0)}), {}).workers, 3);
+  EXPECT_EQ(DecideWorkers(Inputs(3, {V2Quota("/a", kNoLimit)}), {}).rule,
+            SizingRule::kAffinity);
+}
+
+TEST(DecideWorkersTest, PeriodZeroNeverDividesAndIsNoted) {
+  const WorkerCount w =
+      DecideWorkers(Inputs(3, {V2Quota("/a", 250000, 0)}), {});
+  EXPECT_EQ(w.workers, 3);
+  EXPECT_EQ(w.rule, SizingRule::kAffinity);
+  EXPECT_FALSE(w.cpu_limit.has_value());
+  EXPECT_THAT(w.explanation,
+              HasSubstr("notes: cgroup v2 quota 250000us at /a ignored: "
+                        "period 0 never divides"));
+}
+
+TEST(DecideWorkersTest, ATighterAncestorWins) {
+  const WorkerCount w = DecideWorkers(
+      Inputs(8, {V2Quota("/k/pod/c", 400000), V2Quota("/k/pod", 150000),
+                 V2Quota("/k", kNoLimit)}),
+      {});
+  EXPECT_EQ(w.workers, 2);
+  EXPECT_DOUBLE_EQ(*w.cpu_limit, 1.5);
+  EXPECT_THAT(w.explanation,
+              StartsWith("workers=2: cgroup v2 quota 1.50 CPUs at /k/pod,"));
+}
+
+TEST(DecideWorkersTest, ATighterLeafWins) {
+  const WorkerCount w = DecideWorkers(
+      Inputs(8, {V2Quota("/k/c", 200000), V2Quota("/k", 400000)}), {});
+  EXPECT_EQ(w.workers, 2);
+  EXPECT_THAT(w.explanation, HasSubstr("quota 2.00 CPUs at /k/c,"));
+}
+
+TEST(DecideWorkersTest, EqualQuotasNameTheDeepestCgroup) {
+  const WorkerCount w = DecideWorkers(
+      Inputs(8, {V2Quota("/k/c", 100000, 50000), V2Quota("/k", 200000)}), {});
+  EXPECT_EQ(w.workers, 2);
+  EXPECT_THAT(w.explanation, HasSubstr("quota 2.00 CPUs at /k/c,"));
+}
+
+TEST(DecideWorkersTest, CpusetSmallerThanQuotaWins) {
+  SizingInputs in = Inputs(4, {V1Quota("/docker/x", 400000)});
+  in.cpuset = Cpuset{CgroupVersion::kV1, "/docker/x", "2", 1};
+  const WorkerCount w = DecideWorkers(in, {});
+  EXPECT_EQ(w.workers, 1);
+  EXPECT_EQ(w.rule, SizingRule::kCpuset);
+  EXPECT_THAT(w.explanation,
+              StartsWith("workers=1: cpuset 1 CPUs (2) at /docker/x, cgroup "
+                         "v1 quota 4.00 CPUs at /docker/x, affinity 4"));
+}
+
+TEST(DecideWorkersTest, CpusetLargerThanAffinityDoesNotRaiseIt) {
+  SizingInputs in = Inputs(2);
+  in.cpuset = Cpuset{CgroupVersion::kV2, "/", "0-7", 8};
+  EXPECT_EQ(DecideWorkers(in, {}).workers, 2);
+  EXPECT_EQ(DecideWorkers(in, {}).rule, SizingRule::kAffinity);
+}
+
+TEST(DecideWorkersTest, MinWorkersRaisesTheCount) {
+  SizingPolicy policy;
+  policy.min_workers = 3;
+  const WorkerCount w =
+      DecideWorkers(Inputs(4, {V2Quota("/c", 50000)}), policy);
+  EXPECT_EQ(w.workers, 3);
+  EXPECT_EQ(w.rule, SizingRule::kMinWorkers);
+  EXPECT_THAT(w.explanation,
+              StartsWith("workers=3: min-workers 3 (usable CPUs 1), cgroup v2 "
+                         "quota 0.50 CPUs at /c, affinity 4, ceil, "
+                         "max-workers none"));
+}
+
+TEST(DecideWorkersTest, MaxWorkersLowersTheCount) {
+  SizingPolicy policy;
+  policy.max_workers = 4;
+  const WorkerCount w = DecideWorkers(Inputs(16), policy);
+  EXPECT_EQ(w.workers, 4);
+  EXPECT_EQ(w.rule, SizingRule::kMaxWorkers);
+  EXPECT_THAT(w.explanation,
+              StartsWith("workers=4: max-workers 4 (usable CPUs "
+                         "16), no cgroup CPU quota, affinity 16"));
+}
+
+TEST(DecideWorkersTest, UnknownAffinityCountsAsOneCpu) {
+  const WorkerCount w = DecideWorkers(Inputs(0), {});
+  EXPECT_EQ(w.workers, 1);
+  EXPECT_THAT(w.explanation, HasSubstr("affinity unknown, assumed 1 CPU"));
+}
+
+TEST(DecideWorkersTest, ExtremeQuotasDoNotOverflow) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(DecideWorkers(Inputs(4, {V2Quota("/c", kMax, kMax)}), {}).workers,
+            1);
+  EXPECT_EQ(DecideWorkers(Inputs(4, {V2Quota("/c", kMax, 1)}), {}).workers, 4);
+  // Compared exactly: kMax/2 is tighter than kMax/1.
+  const SizingInputs in =
+      Inputs(4, {V2Quota("/a", kMax, 1), V2Quota("/b", kMax, 2)});
+  ASSERT_NE(TightestCpuQuota(in), nullptr);
+  EXPECT_EQ(TightestCpuQuota(in)->path, "/b");
+  // Kubernetes' minimum quota (10m CPU) still runs one worker.
+  EXPECT_EQ(DecideWorkers(Inputs(4, {V2Quota("/c", 1000)}), {}).workers, 1);
+}
+
+TEST(DecideWorkersTest, ExplanationListsEveryInput) {
+  SizingInputs in = Inputs(4, {V1Quota("/a/b", 300000), V1Quota("/a", 100000)});
+  in.layout = CgroupLayout::kHybrid;
+  in.cpuset = Cpuset{CgroupVersion::kV1, "/a/b", "0-3", 4};
+  in.memory_limits = {{CgroupVersion::kV1, "/a/b", 512 * kMi},
+                      {CgroupVersion::kV1, "/", kV1Unlimited}};
+  in.notes = {"no cpu.cfs_period_us at /x"};
+  SizingPolicy policy;
+  policy.rounding = CpuRounding::kFloor;
+  policy.max_workers = 8;
+  EXPECT_EQ(DecideWorkers(in, policy).explanation,
+            "workers=1: cgroup v1 quota 1.00 CPUs at /a, affinity 4, cpuset 4 "
+            "CPUs (0-3) at /a/b, floor, min-workers 1, max-workers 8; cgroups "
+            "hybrid; cpu v1 /a/b 300000/100000, v1 /a 100000/100000; memory "
+            "v1 /a/b 512Mi, v1 / unlimited (9223372036854771712); notes: no "
+            "cpu.cfs_period_us at /x");
+}
+
+TEST(ValidateSizingPolicyTest, NamesTheFlag) {
+  EXPECT_TRUE(ValidateSizingPolicy({}).ok());
+  SizingPolicy p;
+  p.min_workers = 0;
+  EXPECT_THAT(Message(ValidateSizingPolicy(p)), HasSubstr("--min-workers=0"));
+  p = {};
+  p.max_workers = -2;
+  EXPECT_THAT(Message(ValidateSizingPolicy(p)), HasSubstr("--max-workers=-2"));
+  p = {};
+  p.min_workers = 4;
+  p.max_workers = 2;
+  EXPECT_EQ(Message(ValidateSizingPolicy(p)),
+            "--max-workers=2 is below --min-workers=4");
+  EXPECT_EQ(ValidateSizingPolicy(p).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- memory ----
+
+SizingInputs MemoryInputs(std::vector<MemoryLimit> limits) {
+  SizingInputs in = Inputs(2);
+  in.memory_limits = std::move(limits);
+  return in;
+}
+
+const WorkerMemoryBound kAuto{WorkerMemoryBound::Mode::kAuto};
+
+TEST(MemoryBudgetTest, TightestLimitIgnoresUnlimitedAndMax) {
+  const SizingInputs in =
+      MemoryInputs({{CgroupVersion::kV1, "/c", kV1Unlimited},
+                    {CgroupVersion::kV1, "/p", 2 * kGi},
+                    {CgroupVersion::kV1, "/", kV1Unlimited},
+                    {CgroupVersion::kV2, "/x", kNoLimit}});
+  ASSERT_NE(TightestMemoryLimit(in), nullptr);
+  EXPECT_EQ(TightestMemoryLimit(in)->path, "/p");
+  EXPECT_EQ(
+      TightestMemoryLimit(MemoryInputs({{CgroupVersion::kV1, "/", kV1Unlimited},
+                                        {CgroupVersion::kV2, "/", kNoLimit}})),
+      nullptr);
+}
+
+TEST(MemoryBudgetTest, AutoSharesTheLimitAfterHeadroom) {
+  const SizingInputs in =
+      MemoryInputs({{CgroupVersion::kV2, "/pod/c", kNoLimit},
+                    {CgroupVersion::kV2, "/pod", kGi}});
+  const MemoryBudget b = DecideMemoryBudget(in, 2, kAuto);
+  // Headroom: 10% of 1Gi, rounded up to a MiB = 103Mi; (1024 - 103) / 2
+  // = 460.5Mi, rounded down to a MiB.
+  EXPECT_EQ(b.headroom_bytes, 103 * kMi);
+  EXPECT_EQ(b.per_worker_bytes, 460 * kMi);
+  ASSERT_TRUE(b.limit.has_value());
+  EXPECT_EQ(b.limit->path, "/pod");
+  EXPECT_EQ(b.explanation,
+            "max-worker-memory=460Mi: auto, (1Gi cgroup v2 limit at /pod - "
+            "103Mi headroom) / 2 workers");
+}
+
+TEST(MemoryBudgetTest, AutoKeepsAtLeastTheMinimumHeadroom) {
+  const SizingInputs in = MemoryInputs({{CgroupVersion::kV1, "/c", 256 * kMi}});
+  const MemoryBudget b = DecideMemoryBudget(in, 1, kAuto);
+  EXPECT_EQ(b.headroom_bytes, 64 * kMi);
+  EXPECT_EQ(b.per_worker_bytes, 192 * kMi);
+  EXPECT_THAT(b.explanation, HasSubstr("/ 1 worker"));
+}
+
+TEST(MemoryBudgetTest, AutoHeadroomIsAtMostHalfATinyLimit) {
+  const SizingInputs in = MemoryInputs({{CgroupVersion::kV2, "/c", 64 * kMi}});
+  const MemoryBudget b = DecideMemoryBudget(in, 4, kAuto);
+  EXPECT_EQ(b.headroom_bytes, 32 * kMi);
+  EXPECT_EQ(b.per_worker_bytes, 8 * kMi);
+}
+
+TEST(MemoryBudgetTest, AutoWithoutALimitHasNoBound) {
+  const MemoryBudget b = DecideMemoryBudget(
+      MemoryInputs({{CgroupVersion::kV1, "/", kV1Unlimited}}), 2, kAuto);
+  EXPECT_FALSE(b.per_worker_bytes.has_value());
+  EXPECT_FALSE(b.limit.has_value());
+  EXPECT_EQ(b.explanation,
+            "max-worker-memory=auto: no bound, no cgroup memory limit");
+}
+
+TEST(MemoryBudgetTest, FixedWarnsWhenWorkersCannotFit) {
+  const SizingInputs in = MemoryInputs({{CgroupVersion::kV2, "/c", kGi}});
+  const WorkerMemoryBound fixed{WorkerMemoryBound::Mode::kFixed, 512 * kMi};
+  const MemoryBudget fits = DecideMemoryBudget(in, 1, fixed);
+  EXPECT_EQ(fits.per_worker_bytes, 512 * kMi);
+  EXPECT_EQ(fits.explanation,
+            "max-worker-memory=512Mi: fixed; 1Gi cgroup v2 limit at /c");
+  const MemoryBudget over = DecideMemoryBudget(in, 2, fixed);
+  EXPECT_EQ(over.per_worker_bytes, 512 * kMi);
+  EXPECT_THAT(over.explanation,
+              HasSubstr("warning: 2 workers x 512Mi plus the agent's headroom "
+                        "exceed the limit"));
+}
+
+TEST(MemoryBudgetTest, OffHasNoBound) {
+  const MemoryBudget b = DecideMemoryBudget(
+      MemoryInputs({{CgroupVersion::kV2, "/c", kGi}}), 2, {});
+  EXPECT_FALSE(b.per_worker_bytes.has_value());
+  EXPECT_EQ(b.explanation, "max-worker-memory=off; 1Gi cgroup v2 limit at /c");
+}
+
+TEST(MemoryBudgetTest, ZeroWorkersCountAsOne) {
+  const MemoryBudget b = DecideMemoryBudget(
+      MemoryInputs({{CgroupVersion::kV2, "/c", 256 * kMi}}), 0, kAuto);
+  EXPECT_EQ(b.per_worker_bytes, 192 * kMi);
+}
+
+// ---- size parsing ----
+
+struct SizeCase {
+  const char* text;
+  int64_t bytes;
+};
+
+void PrintTo(const SizeCase& c, std::ostream* os) { *os << "size " << c.text; }
+
+class ParseSizeOkTest : public ::testing::TestWithParam<SizeCase> {};
+
+TEST_P(ParseSizeOkTest, Parses) {
+  absl::StatusOr<int64_t> bytes = ParseSize(GetParam().text);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, GetParam().bytes);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Sizes, ParseSizeOkTest,
+    ::testing::Values(
+        SizeCase{"512Mi", 512 * kMi}, SizeCase{"1G", 1000000000},
+        SizeCase{"1.5Gi", 1610612736}, SizeCase{"1048576", 1048576},
+        SizeCase{"0", 0}, SizeCase{"1k", 1000}, SizeCase{"1Ki", 1024},
+        SizeCase{"2M", 2000000}, SizeCase{"3T", 3000000000000},
+        SizeCase{"1Ti", int64_t{1} << 40}, SizeCase{"1P", 1000000000000000},
+        SizeCase{"1Pi", int64_t{1} << 50}, SizeCase{"9E", 9000000000000000000},
+        SizeCase{"7Ei", int64_t{7} << 60}, SizeCase{".5Gi", 512 * kMi},
+        SizeCase{"0.5k", 500}, SizeCase{"1.", 1},
+        // Fractions of a byte round up, as in Kubernetes.
+        SizeCase{"1.5", 2}, SizeCase{"1.0001k", 1001},
+        SizeCase{"9223372036854775807", std::numeric_limits<int64_t>::max()}));
+
+struct BadSizeCase {
+  const char* text;
+  const char* message;
+};
+
+void PrintTo(const BadSizeCase& c, std::ostream* os) {
+  *os << "size " << c.text;
+}
+
+class ParseSizeErrorTest : public ::testing::TestWithParam<BadSizeCase> {};
+
+TEST_P(ParseSizeErrorTest, SaysWhatIsWrong) {
+  absl::StatusOr<int64_t> bytes = ParseSize(GetParam().text);
+  ASSERT_FALSE(bytes.ok()) << GetParam().text << " -> " << *bytes;
+  EXPECT_EQ(bytes.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(bytes.status()), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Sizes, ParseSizeErrorTest,
+    ::testing::Values(
+        BadSizeCase{"12X",
+                    "invalid size \"12X\": unknown suffix \"X\"; use a "
+                    "number of bytes, or k, M, G"},
+        BadSizeCase{"-1", "invalid size \"-1\": a size cannot be negative"},
+        BadSizeCase{"", "empty size; use a number of bytes"},
+        BadSizeCase{"9223372036854775808",
+                    "larger than the maximum 9223372036854775807 bytes"},
+        BadSizeCase{"99999999999999999999999", "larger than the maximum"},
+        BadSizeCase{"8Ei", "larger than the maximum"},
+        BadSizeCase{"10E", "larger than the maximum"},
+        BadSizeCase{"512m", "did you mean 512M or 512Mi? \"m\" is milli"},
+        BadSizeCase{"512MB", "did you mean 512M or 512Mi?"},
+        BadSizeCase{"2GiB", "did you mean 2G or 2Gi?"},
+        BadSizeCase{"1K", "did you mean 1k or 1Ki?"},
+        BadSizeCase{"1g", "did you mean 1G or 1Gi?"},
+        BadSizeCase{"1e9", "unknown suffix \"e9\""},
+        BadSizeCase{"+1", "not a number"}, BadSizeCase{" 1G", "not a number"},
+        BadSizeCase{"1 G", "unknown suffix \" G\""},
+        BadSizeCase{"Gi", "not a number"}, BadSizeCase{".", "not a number"},
+        BadSizeCase{"1.2.3", "unknown suffix \".3\""},
+        BadSizeCase{"1.0000000000000000001", "too many decimal places"}));
+
+TEST(ParseMaxWorkerMemoryTest, AcceptsAutoOffAndSizes) {
+  EXPECT_EQ(*ParseMaxWorkerMemory("auto"), kAuto);
+  EXPECT_EQ(*ParseMaxWorkerMemory("off"), WorkerMemoryBound{});
+  EXPECT_EQ(*ParseMaxWorkerMemory("512Mi"),
+            (WorkerMemoryBound{WorkerMemoryBound::Mode::kFixed, 512 * kMi}));
+}
+
+TEST(ParseMaxWorkerMemoryTest, ErrorsNameTheFlag) {
+  EXPECT_EQ(Message(ParseMaxWorkerMemory("12X").status()).substr(0, 48),
+            "--max-worker-memory: invalid size \"12X\": unknown");
+  EXPECT_THAT(Message(ParseMaxWorkerMemory("12X").status()),
+              HasSubstr("(or auto, or off)"));
+  EXPECT_THAT(Message(ParseMaxWorkerMemory("0").status()),
+              AllOf(HasSubstr("--max-worker-memory=0"), HasSubstr("use off")));
+  EXPECT_FALSE(ParseMaxWorkerMemory("").ok());
+  EXPECT_FALSE(ParseMaxWorkerMemory("Auto").ok());
+}
+
+TEST(ParseCpuRoundingTest, CeilOrFloor) {
+  EXPECT_EQ(*ParseCpuRounding("ceil"), CpuRounding::kCeil);
+  EXPECT_EQ(*ParseCpuRounding("floor"), CpuRounding::kFloor);
+  const absl::Status bad = ParseCpuRounding("round").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(bad), StartsWith("--cpu-rounding=\"round\": expected "
+                                       "ceil"));
+  EXPECT_FALSE(ParseCpuRounding("").ok());
+}
+
+TEST(FormatSizeTest, ExactMultiplesAndDecimals) {
+  EXPECT_EQ(FormatSize(0), "0");
+  EXPECT_EQ(FormatSize(512), "512");
+  EXPECT_EQ(FormatSize(1000), "1000");
+  EXPECT_EQ(FormatSize(1024), "1Ki");
+  EXPECT_EQ(FormatSize(1500), "1.46Ki");
+  EXPECT_EQ(FormatSize(512 * kMi), "512Mi");
+  EXPECT_EQ(FormatSize(kGi), "1Gi");
+  EXPECT_EQ(FormatSize(1610612736), "1.50Gi");
+  EXPECT_EQ(FormatSize(int64_t{3} << 60), "3Ei");
+}
+
+TEST(NamesTest, Print) {
+  EXPECT_EQ(CpuRoundingName(CpuRounding::kFloor), "floor");
+  EXPECT_EQ(CgroupLayoutName(CgroupLayout::kHybrid), "hybrid");
+  EXPECT_EQ(CgroupVersionName(CgroupVersion::kV1), "v1");
+  EXPECT_EQ(SizingRuleName(SizingRule::kCpuQuota), "cpu quota");
+}
+
+}  // namespace
+}  // namespace corral::agent
