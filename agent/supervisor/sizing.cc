@@ -75,12 +75,11 @@ void NotePeriodZero(const SizingInputs& in, std::vector<std::string>* notes) {
   }
 }
 
-// The facts of a decision, each a phrase, in the order they are printed: the
-// one that decided first.
-std::string ExplainWorkers(const SizingInputs& in, const SizingPolicy& policy,
-                           const WorkerCount& out, const CpuQuota* quota,
-                           int64_t usable,
-                           const std::vector<std::string>& notes) {
+// The facts of a decision, each a phrase, the one that decided first.
+std::vector<std::string> DecisionFacts(const SizingInputs& in,
+                                       const SizingPolicy& policy,
+                                       SizingRule rule, const CpuQuota* quota,
+                                       int64_t usable) {
   std::vector<std::string> facts;
   facts.push_back(quota ? DescribeQuota(*quota) : "no cgroup CPU quota");
   facts.push_back(absl::StrCat("affinity ", in.affinity_cpus));
@@ -94,48 +93,40 @@ std::string ExplainWorkers(const SizingInputs& in, const SizingPolicy& policy,
   facts.push_back(policy.max_workers > 0
                       ? absl::StrCat("max-workers ", policy.max_workers)
                       : std::string("max-workers none"));
-  // Move the deciding fact to the front.
-  size_t decider = 0;
-  switch (out.rule) {
-    case SizingRule::kCpuQuota:
-      decider = 0;
-      break;
-    case SizingRule::kAffinity:
-      decider = 1;
-      break;
-    case SizingRule::kCpuset:
-      decider = 2;
-      break;
-    case SizingRule::kMinWorkers:
-      decider = facts.size() - 2;
-      break;
-    case SizingRule::kMaxWorkers:
-      decider = facts.size() - 1;
-      break;
-  }
+  size_t decider = 1;  // kAffinity
+  if (rule == SizingRule::kCpuQuota) decider = 0;
+  if (rule == SizingRule::kCpuset) decider = 2;
+  if (rule == SizingRule::kMinWorkers) decider = facts.size() - 2;
+  if (rule == SizingRule::kMaxWorkers) decider = facts.size() - 1;
   std::rotate(facts.begin(), facts.begin() + decider,
               facts.begin() + decider + 1);
-  if (out.rule == SizingRule::kMinWorkers ||
-      out.rule == SizingRule::kMaxWorkers) {
+  if (rule == SizingRule::kMinWorkers || rule == SizingRule::kMaxWorkers) {
     absl::StrAppend(&facts[0], " (usable CPUs ", usable, ")");
   }
+  return facts;
+}
+
+// "workers=N: <facts>; cgroups <layout>; cpu <levels>; memory <levels>;
+// notes: <notes>".
+std::string ExplainWorkers(const SizingInputs& in,
+                           const std::vector<std::string>& facts, int workers,
+                           const std::vector<std::string>& notes) {
   std::string line =
-      absl::StrCat("workers=", out.workers, ": ", absl::StrJoin(facts, ", "),
+      absl::StrCat("workers=", workers, ": ", absl::StrJoin(facts, ", "),
                    "; cgroups ", Sv(CgroupLayoutName(in.layout)));
-  std::vector<std::string> levels;
-  for (const CpuQuota& q : in.cpu_quotas)
-    levels.push_back(DescribeQuotaLevel(q));
-  if (!levels.empty())
-    absl::StrAppend(&line, "; cpu ", absl::StrJoin(levels, ", "));
-  levels.clear();
+  std::vector<std::string> cpu;
+  for (const CpuQuota& q : in.cpu_quotas) cpu.push_back(DescribeQuotaLevel(q));
+  if (!cpu.empty()) absl::StrAppend(&line, "; cpu ", absl::StrJoin(cpu, ", "));
+  std::vector<std::string> memory;
   for (const MemoryLimit& m : in.memory_limits) {
-    levels.push_back(DescribeMemoryLevel(m));
+    memory.push_back(DescribeMemoryLevel(m));
   }
-  if (!levels.empty()) {
-    absl::StrAppend(&line, "; memory ", absl::StrJoin(levels, ", "));
+  if (!memory.empty()) {
+    absl::StrAppend(&line, "; memory ", absl::StrJoin(memory, ", "));
   }
-  if (!notes.empty())
+  if (!notes.empty()) {
     absl::StrAppend(&line, "; notes: ", absl::StrJoin(notes, "; "));
+  }
   return line;
 }
 
@@ -228,7 +219,9 @@ WorkerCount DecideWorkers(const SizingInputs& inputs,
     out.rule = SizingRule::kMaxWorkers;
   }
   out.workers = static_cast<int>(workers);
-  out.explanation = ExplainWorkers(inputs, policy, out, quota, usable, notes);
+  out.explanation = ExplainWorkers(
+      inputs, DecisionFacts(inputs, policy, out.rule, quota, usable),
+      out.workers, notes);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -203,14 +204,17 @@ TEST(ProcCgroupReaderTest, UnreadableLimitFileIsANote) {
   namespace fs = std::filesystem;
   const fs::path tree = fs::path(testing::TempDir()) /
                         ("corral-unreadable-" + std::to_string(getpid()));
-  fs::remove_all(tree);
-  fs::copy(Fixture("v2-parent-tighter"), tree, fs::copy_options::recursive);
+  std::error_code error;  // the non-throwing overloads
+  fs::remove_all(tree, error);
+  fs::copy(Fixture("v2-parent-tighter"), tree, fs::copy_options::recursive,
+           error);
+  ASSERT_FALSE(error) << error.message();
   const fs::path denied = tree / "sys/fs/cgroup/kubepods/pod1/cpu.max";
   ASSERT_EQ(chmod(denied.c_str(), 0), 0);
   ProcCgroupReader reader(tree.string(),
                           []() -> absl::StatusOr<int> { return 8; });
   absl::StatusOr<SizingInputs> in = reader.Read();
-  fs::remove_all(tree);
+  fs::remove_all(tree, error);
   ASSERT_TRUE(in.ok()) << in.status();
   EXPECT_THAT(in->notes,
               ElementsAre(AllOf(
