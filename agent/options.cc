@@ -12,10 +12,26 @@
 namespace corral::agent {
 namespace {
 
+// "--stop-timeout" -> "CORRAL_STOP_TIMEOUT".
+std::string EnvName(absl::string_view flag) {
+  std::string env = "CORRAL_";
+  for (char c : flag.substr(flag.find_first_not_of('-'))) {
+    env.push_back(c == '-' ? '_' : static_cast<char>(toupper(c)));
+  }
+  return env;
+}
+
+// Names the flag, or the environment variable when the value came from it.
 absl::Status BadValue(absl::string_view flag, absl::string_view value,
                       absl::string_view expected) {
+  const std::string env = EnvName(flag);
+  const char* from_env = getenv(env.c_str());
+  const std::string source =
+      from_env != nullptr && from_env == value
+          ? absl::StrCat(env, " (", flag, ")")
+          : std::string(flag);
   return absl::InvalidArgumentError(absl::StrCat(
-      "invalid ", flag, " value '", value, "': expected ", expected));
+      "invalid ", source, " value '", value, "': expected ", expected));
 }
 
 absl::StatusOr<std::optional<int>> ParseWorkers(const std::string& text) {
@@ -291,7 +307,7 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
   } catch (const CLI::ParseError& e) {
     result.exit_code = 2;
     result.message = absl::StrCat("corral-agent: ", e.what(),
-                                  "\nrun 'corral-agent --help' for usage");
+                                  " (see corral-agent --help)");
     return result;
   }
   std::vector<std::string> command = app.remaining();
@@ -303,7 +319,7 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
     result.exit_code = 2;
     result.message = absl::StrCat("corral-agent: unknown flag '",
                                   command.front(),
-                                  "'\nrun 'corral-agent --help' for usage");
+                                  "' (see corral-agent --help)");
     return result;
   }
   absl::StatusOr<Options> options = Validate(raw, std::move(command));

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -324,20 +325,31 @@ void Agent::WatchSignals() {
 void Agent::OnSignals() {
   for (int sig : signals_.ReadPending()) {
     if (sig == SIGCHLD) {
-      for (const Reaped& r : ReapAll()) {
-        if (supervisor_->OnExit(r.pid, r.status)) continue;
-        ++orphans_reaped_;
-        Event e{Level::kInfo, "orphan_reaped",
-                absl::StrFormat("reaped adopted process %d (%s)", r.pid,
-                                r.status.Describe()),
-                {}};
-        e.With("pid", int64_t{r.pid});
-        if (r.status.signal) {
-          e.With("signal", std::string(SignalName(r.status.signal)));
-        } else {
-          e.With("code", int64_t{r.status.code});
+      // Orphans first: a worker's exit may finish the shutdown, and the
+      // log should show every reaped process before "shutdown_finished".
+      std::vector<Reaped> reaped = ReapAll();
+      std::stable_partition(reaped.begin(), reaped.end(), [this](const Reaped& r) {
+        return !supervisor_->IsWorker(r.pid);
+      });
+      for (const Reaped& r : reaped) {
+        if (!supervisor_->IsWorker(r.pid)) {
+          ++orphans_reaped_;
+          Event e{Level::kInfo, "orphan_reaped",
+                  absl::StrFormat("reaped adopted process %d (%s)", r.pid,
+                                  r.status.Describe()),
+                  {}};
+          e.With("pid", int64_t{r.pid});
+          if (r.status.signal) {
+            e.With("signal", std::string(SignalName(r.status.signal)));
+          } else {
+            e.With("code", int64_t{r.status.code});
+          }
+          logger_.Emit(e);
         }
-        logger_.Emit(e);
+        if (supervisor_->OnExit(r.pid, r.status)) {
+          recently_exited_.push_back(r.pid);
+          if (recently_exited_.size() > 64) recently_exited_.pop_front();
+        }
       }
       continue;
     }
@@ -382,7 +394,14 @@ void Agent::OnNotifyReadable() {
 }
 
 void Agent::HandleDatagram(const NotifyDatagram& d) {
-  if (!d.has_credentials) return Reject(0, "no sender credentials");
+  if (!d.has_credentials) {
+    // The kernel reports pid 0 for a sender outside our pid namespace.
+    return Reject(0, "sender has no pid in the agent's pid namespace");
+  }
+  if (std::find(recently_exited_.begin(), recently_exited_.end(), d.pid) !=
+      recently_exited_.end()) {
+    return;  // e.g. STOPPING=1 read after the worker was already reaped
+  }
   if (d.oversized) return Reject(d.pid, "message over 4096 bytes");
   std::optional<pid_t> worker = AttributeToWorker(d.pid);
   if (!worker) return Reject(d.pid, "sender is not a worker or its descendant");

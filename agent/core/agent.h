@@ -130,6 +130,8 @@ class Agent : public ProcessControl, public AgentControl {
   uint64_t orphans_reaped_ = 0;
   uint64_t notify_rejected_ = 0;
   uint64_t memory_replacements_ = 0;
+  // Workers reaped lately: their last datagrams may still be queued.
+  std::deque<pid_t> recently_exited_;
   int initial_workers_ = 1;
 
   ProcCgroupReader cgroups_{""};

@@ -34,9 +34,55 @@ void AppendJsonValue(std::string* out, const FieldValue& v) {
 
 }  // namespace
 
+// Length of the valid UTF-8 sequence at s[i], or 0 when it is not valid
+// (overlong forms, surrogates and code points past U+10FFFF included).
+static size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) {
+    return static_cast<unsigned char>(s[k]);
+  };
+  const unsigned char c = byte(i);
+  size_t len;
+  uint32_t cp;
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+    cp = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    cp = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3f);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+      (len == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
+    return 0;
+  }
+  return len;
+}
+
 void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // Worker output is bytes; JSON is UTF-8. Invalid bytes become U+FFFD.
+      if (size_t len = Utf8SequenceLength(s, i); len > 0) {
+        out->append(s.substr(i, len));
+        i += len;
+      } else {
+        out->append("\\ufffd");
+        ++i;
+      }
+      continue;
+    }
+    ++i;
     switch (c) {
       case '"':
         out->append("\\\"");

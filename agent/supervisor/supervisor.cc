@@ -205,7 +205,9 @@ bool Supervisor::OnExit(pid_t pid, ExitStatus status) {
 void Supervisor::HandleWorkerExit(const Process& p, ExitStatus status) {
   Slot& s = slots_[p.slot];
   s.last_exit = status.Describe();
-  if (p.killed) absl::StrAppend(&s.last_exit, " (", p.kill_reason, ")");
+  if (!p.kill_reason.empty()) {
+    absl::StrAppend(&s.last_exit, " (", p.kill_reason, ")");
+  }
   const bool planned = p.ready_at && p.said_stopping && status.Clean();
   const bool expected = p.retiring || planned;
   Event e = WorkerEvent(
@@ -322,17 +324,32 @@ void Supervisor::Tick() {
       case WorkerState::kReady:
         if (config_.watchdog <= Duration::zero()) break;
         if (!p->aborted && now >= p->last_ping + config_.watchdog) {
+          // SIGABRT first, so the worker can dump its state (gunicorn's
+          // worker_abort); SIGKILL if it is still there after the grace.
           p->aborted = true;
+          p->kill_reason = "watchdog";
           p->deadline = now + config_.abort_grace;
           processes_->SignalProcess(p->pid, SIGABRT);
-          events_->Emit(WorkerEvent(
-              Level::kWarn, "worker_hung",
-              absl::StrFormat("worker %d (pid %d) sent no WATCHDOG=1 for "
-                              "%.0f ms: SIGABRT",
-                              p->slot, p->pid, ToMillis(now - p->last_ping)),
-              *p));
+          events_->Emit(
+              WorkerEvent(Level::kWarn, "worker_killed",
+                          absl::StrFormat("worker %d (pid %d) sent no "
+                                          "WATCHDOG=1 for %.0f ms: SIGABRT, "
+                                          "SIGKILL in %.0f ms",
+                                          p->slot, p->pid,
+                                          ToMillis(now - p->last_ping),
+                                          ToMillis(config_.abort_grace)),
+                          *p)
+                  .With("reason", std::string("watchdog"))
+                  .With("signal", std::string("SIGABRT")));
         } else if (p->aborted && now >= p->deadline) {
-          Kill(*p, "watchdog");
+          p->killed = true;
+          p->deadline = TimePoint::max();
+          processes_->SignalGroup(p->pid, SIGKILL);
+          events_->Emit(WorkerEvent(
+              Level::kWarn, "worker_escalated",
+              absl::StrFormat("worker %d (pid %d) survived SIGABRT: SIGKILL",
+                              p->slot, p->pid),
+              *p));
         }
         break;
       case WorkerState::kStopping:

@@ -21,6 +21,17 @@ TEST(JsonTest, EscapesControlCharactersQuotesAndBackslashes) {
   EXPECT_EQ(out, R"("a\"b\\c\nd\te\u0001\u007f")");
 }
 
+TEST(JsonTest, KeepsValidUtf8AndReplacesInvalidBytes) {
+  std::string out;
+  // é (2 bytes), € (3), 😀 (4), then a lone continuation byte, a truncated
+  // sequence, an overlong '/', and an encoded surrogate.
+  AppendJsonString(&out, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\x80|\xe2\x82|"
+                         "\xc0\xaf|\xed\xa0\x80");
+  EXPECT_EQ(out,
+            "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\\ufffd|\\ufffd\\ufffd|"
+            "\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd\"");
+}
+
 TEST(LogWriterTest, ABlockedOutputNeverBlocksTheWriterAndCountsDrops) {
   int p[2];
   ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);

@@ -166,10 +166,16 @@ TEST_F(SupervisorTest, SilentWorkerGetsAbortThenKill) {
   ASSERT_EQ(procs_.signals.size(), 1u);
   EXPECT_EQ(procs_.signals[0].target, pid);
   EXPECT_EQ(procs_.signals[0].sig, SIGABRT);
-  AdvanceTo(seconds(1));
-  EXPECT_THAT(procs_.GroupSignals(pid), ElementsAre(SIGKILL));
+  EXPECT_EQ(sink_.Count("worker_killed"), 1);
   EXPECT_EQ(std::get<std::string>(*sink_.Last("worker_killed")->Find("reason")),
             "watchdog");
+  AdvanceTo(seconds(1));
+  EXPECT_THAT(procs_.GroupSignals(pid), ElementsAre(SIGKILL));
+  EXPECT_EQ(sink_.Count("worker_killed"), 1);
+  Exit(pid, ExitStatus::Signaled(SIGKILL));
+  EXPECT_THAT(sink_.Last("worker_exited")->msg,
+              ::testing::HasSubstr("(watchdog)"));
+  EXPECT_NE(sink_.Last("worker_restart_scheduled"), nullptr);
 }
 
 TEST_F(SupervisorTest, ReloadRollsSlotBySlotGatedOnReady) {

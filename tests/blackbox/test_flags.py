@@ -1,0 +1,78 @@
+"""Scenario 7: bad flags, values or a missing COMMAND exit 2 with one line on
+stderr naming the flag and the value; a flag beats its environment variable."""
+
+import os
+import subprocess
+import unittest
+
+from harness import AGENT, WORKER, Agent, AgentTestCase, TempDir, check_binaries, free_port
+
+
+class Flags(AgentTestCase):
+
+    def setUp(self):
+        check_binaries(self)
+        self.cwd = TempDir(self).path
+
+    def run_agent(self, args, env=None):
+        """Runs the agent to completion (it must exit by itself)."""
+        try:
+            return subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=10,
+                                  cwd=self.cwd, stdin=subprocess.DEVNULL,
+                                  env=dict(os.environ, **(env or {})))
+        except subprocess.TimeoutExpired as e:
+            # run() has killed it (our own child) by now.
+            self.fail(f"agent {args} did not exit: it started? stdout={e.stdout!r}")
+
+    def assertUsageError(self, args, *words, env=None):
+        r = self.run_agent(args, env)
+        lines = r.stderr.strip().splitlines()
+        with self.subTest(args=args, env=env):
+            self.assertEqual(r.returncode, 2, f"stderr={r.stderr!r} stdout={r.stdout!r}")
+            self.assertEqual(len(lines), 1, f"one line on stderr, got {r.stderr!r}")
+            for word in words:
+                self.assertIn(word.lower(), r.stderr.lower(), f"stderr should name {word!r}")
+
+    def test_bad_values_name_flag_and_value(self):
+        cmd = ["--", WORKER]
+        self.assertUsageError(["--workers=abc", *cmd], "workers", "abc")
+        self.assertUsageError(["--workers=-3", *cmd], "workers", "-3")
+        self.assertUsageError(["--ready=bogus", *cmd], "ready", "bogus")
+        self.assertUsageError(["--ready=delay:soon", *cmd], "ready", "soon")
+        self.assertUsageError(["--ready-timeout=5parsecs", *cmd], "ready-timeout", "5parsecs")
+        self.assertUsageError(["--stop-timeout=abc", *cmd], "stop-timeout", "abc")
+        self.assertUsageError(["--drain-delay=-", *cmd], "drain-delay")
+        self.assertUsageError(["--watchdog=x1", *cmd], "watchdog", "x1")
+        self.assertUsageError(["--restart-backoff=abc", *cmd], "restart-backoff", "abc")
+        self.assertUsageError(["--listen=ftp://127.0.0.1:80", *cmd], "listen", "ftp://127.0.0.1:80")
+        self.assertUsageError(["--listen=tcp://127.0.0.1:notaport", *cmd], "listen", "notaport")
+        self.assertUsageError(["--log-format=xml", *cmd], "log-format", "xml")
+        self.assertUsageError(["--frobnicate", *cmd], "frobnicate")
+
+    def test_missing_command(self):
+        self.assertUsageError(["--workers=1"], "command")
+        self.assertUsageError(["--workers=1", "--"], "command")
+
+    def test_bad_environment_value(self):
+        # Naming the flag is enough for the contract; naming the variable the
+        # user actually set (CORRAL_WORKERS) would be kinder.
+        self.assertUsageError(["--", WORKER], "workers", "abc", env={"CORRAL_WORKERS": "abc"})
+        self.assertUsageError(["--", WORKER], "ready", "bogus", env={"CORRAL_READY": "bogus"})
+
+    def test_flag_beats_environment(self):
+        port = free_port()
+        agent = Agent(self, ["--workers=2", *self.listen_args(port)], pid1=False,
+                      env={"CORRAL_WORKERS": "1", "CORRAL_LOG_FORMAT": "text"}).start()
+        self.assertEqual(agent.agent_events("agent_started")[0].get("workers"), 2)
+        agent.wait_ready(2)
+
+    def test_environment_is_used(self):
+        port = free_port()
+        agent = Agent(self, [], pid1=False, env={
+            "CORRAL_WORKERS": "2", "CORRAL_LISTEN": f"tcp://127.0.0.1:{port}"}).start()
+        self.assertEqual(agent.agent_events("agent_started")[0].get("workers"), 2)
+        agent.wait_ready(2)
+
+
+if __name__ == "__main__":
+    unittest.main()
