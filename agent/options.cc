@@ -298,9 +298,29 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
                  "CA that client certificates must chain to (PEM)")
       ->envname("CORRAL_CONTROL_TLS_CLIENT_CA");
 
+  // CLI11 2.1 reads "--flag=" (an empty value) as "--flag" and takes the
+  // next argument as the value: pass the empty value explicitly instead.
+  // Only our flags, before "--", are rewritten; COMMAND's are left alone.
+  int end = argc;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      end = i;
+      break;
+    }
+  }
+  std::vector<std::string> args;  // CLI11 wants them in reverse order
+  for (int i = argc - 1; i >= 1; --i) {
+    std::string a = argv[i];
+    if (i < end && a.starts_with("--") && a.size() > 3 && a.back() == '=' &&
+        a.find('=') == a.size() - 1) {
+      args.push_back("");
+      a.pop_back();
+    }
+    args.push_back(std::move(a));
+  }
   ParsedCommandLine result;
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::CallForHelp&) {
     result.message = app.help();
     return result;

@@ -645,22 +645,30 @@ void Agent::SampleUsage() {
     if (bound > 0 && w.state == WorkerState::kReady &&
         sample.usage.rss_bytes > bound) {
       if (++sample.over_memory >= kMemorySamples) {
+        Event e{Level::kWarn, "memory_replace",
+                absl::StrFormat("worker %d (pid %d) RSS %s is over "
+                                "--max-worker-memory %s: replacing it",
+                                w.slot, w.pid,
+                                FormatSize(sample.usage.rss_bytes),
+                                FormatSize(bound)),
+                {}};
+        e.With("worker", int64_t{w.slot})
+            .With("pid", int64_t{w.pid})
+            .With("rss_bytes", sample.usage.rss_bytes)
+            .With("bound_bytes", bound);
+        // Logged before the replacement's own events; a refusal (another
+        // roll in progress) is retried next second and reported once.
+        if (sample.over_memory == kMemorySamples) logger_.Emit(e);
         absl::Status s = supervisor_->Replace(w.slot, "memory");
         if (s.ok()) {
           ++memory_replacements_;
           sample.over_memory = 0;
-          logger_.Emit(
-              Event{Level::kWarn, "memory_replace",
-                    absl::StrFormat("worker %d (pid %d) RSS %s is over "
-                                    "--max-worker-memory %s: replacing it",
-                                    w.slot, w.pid,
-                                    FormatSize(sample.usage.rss_bytes),
-                                    FormatSize(bound)),
-                    {}}
-                  .With("worker", int64_t{w.slot})
-                  .With("pid", int64_t{w.pid})
-                  .With("rss_bytes", sample.usage.rss_bytes)
-                  .With("bound_bytes", bound));
+        } else if (sample.over_memory == kMemorySamples) {
+          logger_.Emit(Event{Level::kWarn, "memory_replace_refused",
+                             absl::StrFormat("worker %d: %s; will retry",
+                                             w.slot, s.message()),
+                             {}}
+                           .With("worker", int64_t{w.slot}));
         }
       }
     } else {

@@ -225,7 +225,12 @@ void Supervisor::HandleWorkerExit(const Process& p, ExitStatus status) {
     return;
   }
   if (p.retiring) {
-    if (p.slot >= target_ && !Current(p.slot)) slots_.erase(p.slot);
+    if (p.slot >= target_) {
+      // Scaled away: a later scale up starts clean (the generation goes on,
+      // so "worker 1 gen 3" always names one process).
+      s.consecutive_failures = 0;
+      s.failed = false;
+    }
     return;
   }
   if (p.ready_at && clock_->Now() - *p.ready_at >= config_.stable_period) {
@@ -527,11 +532,13 @@ absl::Status Supervisor::Scale(int workers) {
   for (auto& [slot, s] : slots_) {
     if (slot >= target_) s.restart_at.reset();
   }
+  // A roll in progress on a slot that goes away stops here (its candidate
+  // is retired by the abort).
+  if (reload_ && reload_->slot() >= target_ && reload_->candidate) {
+    ReloadAbort(absl::StrFormat("worker %d scaled away", reload_->slot()));
+  }
   for (Process& p : procs_) {
-    if (p.slot >= target_ && !p.retiring) {
-      p.replacement = false;
-      Retire(p);
-    }
+    if (p.slot >= target_ && !p.retiring) Retire(p);
   }
   for (int slot = old; slot < target_; ++slot) {
     if (Current(slot) == nullptr && !slots_[slot].restart_at) {

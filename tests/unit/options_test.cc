@@ -102,6 +102,18 @@ TEST(OptionsTest, BadInputExitsTwoNamingTheFlagAndValue) {
   }
 }
 
+TEST(OptionsTest, AnEmptyValueAfterEqualsIsEmpty) {
+  ParsedCommandLine p =
+      Parse({"--control-socket=", "--workers=3", "--", "app", "--x="});
+  ASSERT_TRUE(p.options) << p.message;
+  EXPECT_EQ(p.options->control_socket, "");
+  EXPECT_EQ(p.options->workers, 3);
+  EXPECT_EQ(p.options->command, (std::vector<std::string>{"app", "--x="}));
+  p = Parse({"--control-socket=", "--", "app"});
+  ASSERT_TRUE(p.options) << p.message;
+  EXPECT_EQ(p.options->command, (std::vector<std::string>{"app"}));
+}
+
 TEST(OptionsTest, HelpExitsZero) {
   ParsedCommandLine p = Parse({"--help"});
   EXPECT_FALSE(p.options.has_value());

@@ -412,6 +412,25 @@ TEST_F(SupervisorTest, ScaleUpForksAndScaleDownStopsHighestSlotsGracefully) {
   EXPECT_EQ(sup_->Scale(-1).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(SupervisorTest, ScaleDownDuringAReplacementAbortsItAndFreesTheRoll) {
+  Start(2);
+  ReadyAll();
+  ASSERT_TRUE(sup_->Replace(1, "memory").ok());
+  const pid_t candidate = 102;
+  ASSERT_TRUE(sup_->Scale(1).ok());
+  EXPECT_EQ(sink_.Count("reload_aborted"), 1);
+  EXPECT_THAT(procs_.GroupSignals(candidate), ElementsAre(SIGTERM));
+  EXPECT_THAT(procs_.GroupSignals(101), ElementsAre(SIGTERM));
+  Exit(candidate, ExitStatus::Exited(0));
+  Exit(101, ExitStatus::Exited(0));
+  EXPECT_FALSE(sup_->reloading());
+  ASSERT_TRUE(sup_->Scale(2).ok());
+  EXPECT_EQ(procs_.spawns.back().slot, 1);
+  EXPECT_EQ(procs_.spawns.back().generation, 3);  // generations go on
+  ReadyAll();
+  EXPECT_TRUE(sup_->Replace(1, "memory").ok());
+}
+
 TEST_F(SupervisorTest, DrainStopsWorkersAndStaysUpUntilResume) {
   config_.drain_delay = seconds(2);
   Start(2);
