@@ -6,11 +6,12 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libhiredis-dev libboost1.81-dev libcli11-dev
+  libabsl-dev libhiredis-dev libboost1.81-dev libcli11-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-sentinel
-  python3 python3-grpcio
+  python3 python3-grpcio nodejs
   util-linux procps iproute2 curl wrk
+  podman runc
 )
 
 missing=()

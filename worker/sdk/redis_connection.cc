@@ -1,0 +1,290 @@
+#include "worker/sdk/redis_connection.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "boost/asio/post.hpp"
+#include "worker/sdk/hiredis_asio.h"
+
+namespace corral::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Server errors that mean "not now, or not here": retrying elsewhere or
+// later may work, so callers see them as Unavailable.
+constexpr absl::string_view kTransientErrors[] = {
+    "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS", "BUSY", "TRYAGAIN"};
+
+absl::Status ErrorReplyStatus(absl::string_view text) {
+  for (absl::string_view prefix : kTransientErrors) {
+    if (absl::StartsWith(text, prefix)) {
+      return absl::UnavailableError(absl::StrCat("redis: ", text));
+    }
+  }
+  return absl::InternalError(absl::StrCat("redis: ", text));
+}
+
+RedisReply Convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) {
+        out.elements.push_back(Convert(r->element[i]));
+      }
+      break;
+    default:
+      out.type = RedisReply::Type::kNil;
+  }
+  return out;
+}
+
+}  // namespace
+
+bool IsRoleChangeError(const absl::Status& status) {
+  return absl::IsUnavailable(status) &&
+         (absl::StartsWith(status.message(), "redis: READONLY") ||
+          absl::StartsWith(status.message(), "redis: MASTERDOWN"));
+}
+
+struct RedisConnection::Pending {
+  RedisConnection* conn;
+  RedisCallback cb;
+};
+
+std::shared_ptr<RedisConnection> RedisConnection::Create(
+    boost::asio::io_context& io, absl::Duration command_timeout) {
+  return std::shared_ptr<RedisConnection>(
+      new RedisConnection(io, command_timeout));
+}
+
+RedisConnection::RedisConnection(boost::asio::io_context& io,
+                                 absl::Duration command_timeout)
+    : io_(io),
+      command_timeout_(command_timeout),
+      connect_timer_(io),
+      deadline_timer_(io) {}
+
+RedisConnection::~RedisConnection() {
+  // self_ holds us while a context exists, so there is none left here.
+}
+
+void RedisConnection::Post(std::function<void()> fn) {
+  boost::asio::post(io_, std::move(fn));
+}
+
+void RedisConnection::Connect(const RedisAddress& address,
+                              absl::Duration timeout,
+                              std::function<void(absl::Status)> done) {
+  address_ = address;
+  connect_done_ = std::move(done);
+  redisAsyncContext* ac =
+      address.unix_path.empty()
+          ? redisAsyncConnect(address.host.c_str(), address.port)
+          : redisAsyncConnectUnix(address.unix_path.c_str());
+  absl::Status failed;
+  if (ac == nullptr) {
+    failed = absl::ResourceExhaustedError("out of memory for hiredis");
+  } else if (ac->err != 0) {
+    failed = absl::UnavailableError(absl::StrCat(
+        "cannot connect to redis at ", address.ToString(), ": ", ac->errstr));
+    redisAsyncFree(ac);
+  } else if (absl::Status s = AttachHiredisToAsio(ac, io_); !s.ok()) {
+    failed = s;
+    redisAsyncFree(ac);
+  }
+  if (!failed.ok()) {
+    Post([done = std::exchange(connect_done_, nullptr), failed] {
+      done(failed);
+    });
+    return;
+  }
+  ac_ = ac;
+  ac_->data = this;
+  self_ = shared_from_this();
+  redisAsyncSetConnectCallback(ac_, &RedisConnection::OnConnect);
+  redisAsyncSetDisconnectCallback(ac_, &RedisConnection::OnDisconnect);
+  connect_timer_.expires_after(absl::ToChronoNanoseconds(timeout));
+  connect_timer_.async_wait(
+      [weak = weak_from_this(), timeout](boost::system::error_code ec) {
+        auto self = weak.lock();
+        if (ec || !self || self->connected_ || self->ac_ == nullptr) return;
+        self->Close(absl::UnavailableError(
+            absl::StrCat("connecting to redis at ", self->address_.ToString(),
+                         " timed out after ", absl::FormatDuration(timeout))));
+      });
+}
+
+void RedisConnection::SetOnLost(std::function<void(absl::Status)> on_lost) {
+  on_lost_ = std::move(on_lost);
+}
+
+// hiredis calls this from redisAsyncHandleRead/Write. On failure it frees
+// the context right after we return, without calling OnDisconnect.
+void RedisConnection::OnConnect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<RedisConnection*>(ac->data);
+  self->connect_timer_.cancel();
+  absl::Status result;
+  if (status == REDIS_OK) {
+    self->connected_ = true;
+  } else {
+    result = absl::UnavailableError(absl::StrCat("cannot connect to redis at ",
+                                                 self->address_.ToString(),
+                                                 ": ", ac->errstr));
+    self->ac_ = nullptr;
+    self->Detach();
+  }
+  if (self->connect_done_) {
+    self->Post([done = std::exchange(self->connect_done_, nullptr), result] {
+      done(result);
+    });
+  }
+}
+
+// hiredis calls this just before it frees an established context.
+void RedisConnection::OnDisconnect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<RedisConnection*>(ac->data);
+  self->ac_ = nullptr;
+  self->connected_ = false;
+  if (self->on_lost_) {
+    absl::Status why = absl::UnavailableError(
+        status == REDIS_OK
+            ? absl::StrCat("redis at ", self->address_.ToString(),
+                           " closed the connection")
+            : absl::StrCat("connection to redis at ", self->address_.ToString(),
+                           " lost: ", ac->errstr));
+    self->Post(
+        [lost = std::exchange(self->on_lost_, nullptr), why] { lost(why); });
+  }
+  self->Detach();
+}
+
+void RedisConnection::OnReply(redisAsyncContext* ac, void* reply,
+                              void* privdata) {
+  std::unique_ptr<Pending> p(static_cast<Pending*>(privdata));
+  RedisConnection* self = p->conn;
+  if (!self->deadlines_.empty()) self->deadlines_.pop_front();
+  absl::StatusOr<RedisReply> result;
+  if (reply == nullptr) {
+    // The context is going away (error, or our Close()).
+    result = !self->close_reason_.ok()
+                 ? self->close_reason_
+                 : absl::UnavailableError(absl::StrCat(
+                       "connection to redis at ", self->address_.ToString(),
+                       " lost", ac->errstr[0] ? ": " : "", ac->errstr));
+  } else {
+    auto* r = static_cast<redisReply*>(reply);
+    result = r->type == REDIS_REPLY_ERROR
+                 ? absl::StatusOr<RedisReply>(
+                       ErrorReplyStatus(absl::string_view(r->str, r->len)))
+                 : absl::StatusOr<RedisReply>(Convert(r));
+  }
+  self->Post([cb = std::move(p->cb), result = std::move(result)]() mutable {
+    cb(std::move(result));
+  });
+}
+
+void RedisConnection::Send(const std::vector<std::string>& args,
+                           RedisCallback cb) {
+  if (ac_ == nullptr || !connected_) {
+    absl::Status s = absl::UnavailableError(
+        absl::StrCat("not connected to redis at ", address_.ToString()));
+    Post([cb = std::move(cb), s] { cb(s); });
+    return;
+  }
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* p = new Pending{this, std::move(cb)};
+  if (redisAsyncCommandArgv(ac_, &RedisConnection::OnReply, p,
+                            static_cast<int>(args.size()), argv.data(),
+                            lens.data()) != REDIS_OK) {
+    absl::Status s = absl::UnavailableError("redis connection is closing");
+    Post([cb = std::move(p->cb), s] { cb(s); });
+    delete p;
+    return;
+  }
+  deadlines_.push_back(Clock::now() +
+                       absl::ToChronoNanoseconds(command_timeout_));
+  ArmDeadline();
+}
+
+void RedisConnection::ArmDeadline() {
+  if (deadline_armed_ || deadlines_.empty()) return;
+  deadline_armed_ = true;
+  deadline_timer_.expires_at(deadlines_.front());
+  deadline_timer_.async_wait(
+      [weak = weak_from_this()](boost::system::error_code) {
+        if (auto self = weak.lock()) self->OnDeadline();
+      });
+}
+
+void RedisConnection::OnDeadline() {
+  deadline_armed_ = false;
+  if (ac_ == nullptr || deadlines_.empty()) return;
+  if (deadlines_.front() > Clock::now()) return ArmDeadline();
+  // Replies come in order: the oldest one is late, so the server or the
+  // path to it is stuck. Give up on the connection, like a socket error.
+  absl::Status why = absl::UnavailableError(
+      absl::StrCat("redis at ", address_.ToString(), " did not answer within ",
+                   absl::FormatDuration(command_timeout_)));
+  auto lost = std::exchange(on_lost_, nullptr);
+  Close(why);
+  if (lost) Post([lost, why] { lost(why); });
+}
+
+void RedisConnection::Close(const absl::Status& why) {
+  connect_timer_.cancel();
+  deadline_timer_.cancel();
+  on_lost_ = nullptr;
+  if (ac_ == nullptr) return;
+  close_reason_ = why.ok() ? absl::CancelledError("connection closed") : why;
+  redisAsyncContext* ac = std::exchange(ac_, nullptr);
+  bool was_connected = std::exchange(connected_, false);
+  // Not connected: hiredis will not call OnConnect, so answer `done` here.
+  if (!was_connected && connect_done_) {
+    Post([done = std::exchange(connect_done_, nullptr), s = close_reason_] {
+      done(s);
+    });
+  }
+  // Fails pending commands through OnReply(nullptr), calls OnDisconnect
+  // (was connected), and frees the context. Never called from inside a
+  // hiredis callback: all our callbacks run posted.
+  redisAsyncFree(ac);
+  Detach();
+}
+
+void RedisConnection::Detach() {
+  deadlines_.clear();
+  // Drop the self-reference later: we may be inside our own method.
+  if (self_) Post([keep = std::move(self_)] {});
+}
+
+}  // namespace corral::worker

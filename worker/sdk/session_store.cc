@@ -1,0 +1,283 @@
+#include "worker/sdk/session_store.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "worker/sdk/session_id.h"
+
+namespace corral::worker {
+namespace {
+
+// Each script reads the clock of Redis (TIME), so workers with skewed clocks
+// agree on expiry. Redis 7 replicates scripts by effect, so TIME before a
+// write is allowed. A reply of `false` reaches us as nil: no such session.
+
+// KEYS[1] session; ARGV[1] idle seconds.
+constexpr char kTouchScript[] = R"lua(
+local exp = redis.call('HGET', KEYS[1], '_expires')
+if not exp then return false end
+local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) return false end
+redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
+return redis.call('HGETALL', KEYS[1])
+)lua";
+
+// KEYS[1] session; ARGV[1] idle seconds, ARGV[2] field, ARGV[3] delta.
+constexpr char kIncrementScript[] = R"lua(
+local exp = redis.call('HGET', KEYS[1], '_expires')
+if not exp then return false end
+local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) return false end
+local v = redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
+return {v, tonumber(exp)}
+)lua";
+
+// KEYS[1] session; ARGV[1] idle seconds, ARGV[2] absolute seconds,
+// ARGV[3..] field, value pairs. 0 when the key exists (an id collision).
+constexpr char kCreateScript[] = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local now = tonumber(redis.call('TIME')[1])
+local exp = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], '_created', now, '_expires', exp,
+           unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), tonumber(ARGV[2])))
+return {now, exp}
+)lua";
+
+// KEYS[1] session; ARGV[1] idle seconds, ARGV[2..] field, value pairs.
+constexpr char kSetScript[] = R"lua(
+local exp = redis.call('HGET', KEYS[1], '_expires')
+if not exp then return 0 end
+local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
+return 1
+)lua";
+
+// KEYS[1] old, KEYS[2] new. 1 moved, 0 no session, -1 new id taken.
+// RENAME keeps the TTL and every field.
+constexpr char kRotateScript[] = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+redis.call('RENAME', KEYS[1], KEYS[2])
+return 1
+)lua";
+
+// How often to draw a new id when one is taken (2^-256 odds: never).
+constexpr int kCreateTries = 3;
+
+std::string Seconds(absl::Duration d) {
+  return std::to_string(std::max<int64_t>(1, absl::ToInt64Seconds(d)));
+}
+
+absl::Status CheckFieldName(const std::string& name) {
+  if (name.empty() || name[0] == '_') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "session field \"", name,
+        "\": names must be non-empty and not start with '_' (reserved)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFields(const SessionFields& fields) {
+  for (const auto& [name, value] : fields) {
+    if (absl::Status s = CheckFieldName(name); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+int64_t IntOf(const RedisReply& r) {
+  if (r.type == RedisReply::Type::kInteger) return r.integer;
+  int64_t v = 0;
+  (void)absl::SimpleAtoi(r.str, &v);
+  return v;
+}
+
+// HGETALL's flat [name, value, ...] into a Session.
+Session ToSession(std::string id, const RedisReply& all) {
+  Session s;
+  s.id = std::move(id);
+  for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+    const std::string& name = all.elements[i].str;
+    const std::string& value = all.elements[i + 1].str;
+    if (name == "_created") {
+      (void)absl::SimpleAtoi(value, &s.created_unix);
+    } else if (name == "_expires") {
+      (void)absl::SimpleAtoi(value, &s.expires_unix);
+    } else if (!absl::StartsWith(name, "_")) {
+      s.fields[name] = value;
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+SessionStore::SessionStore(RedisClient& redis, SessionOptions options)
+    : redis_(redis),
+      options_(std::move(options)),
+      idle_seconds_(Seconds(options_.idle_timeout)),
+      absolute_seconds_(Seconds(options_.absolute_timeout)) {}
+
+// EVALSHA first: Redis then neither receives nor hashes the script text
+// on every request. After a restart or failover the script cache is empty
+// (NOSCRIPT): send it once with EVAL, which also caches it.
+void SessionStore::Eval(const char* script, std::vector<std::string> args,
+                        RedisCallback cb) {
+  args[0] = "EVALSHA";
+  args[1] = ScriptSha(script);
+  redis_.Command(args, [this, script, args, cb = std::move(cb)](
+                           absl::StatusOr<RedisReply> r) mutable {
+    if (!r.ok() && absl::StartsWith(r.status().message(), "redis: NOSCRIPT")) {
+      args[0] = "EVAL";
+      args[1] = script;
+      return redis_.Command(std::move(args), std::move(cb));
+    }
+    cb(std::move(r));
+  });
+}
+
+const std::string& SessionStore::ScriptSha(const char* script) {
+  std::string& sha = script_shas_[script];
+  if (sha.empty()) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(script, strlen(script), digest, &len, EVP_sha1(), nullptr);
+    sha = absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(digest), len));
+  }
+  return sha;
+}
+
+std::string SessionStore::KeyFor(absl::string_view id) const {
+  return absl::StrCat(options_.key_prefix, Sha256Hex(id));
+}
+
+void SessionStore::Load(absl::string_view cookie, Callback<Session> cb,
+                        SessionFields initial) {
+  if (absl::Status s = CheckFields(initial); !s.ok()) return cb(s);
+  if (!IsWellFormedSessionId(cookie)) {
+    return Create(std::move(initial), kCreateTries, std::move(cb));
+  }
+  std::string id(cookie);
+  Eval(kTouchScript, {"EVALSHA", "", "1", KeyFor(id), idle_seconds_},
+       [this, id, cb = std::move(cb),
+        initial = std::move(initial)](absl::StatusOr<RedisReply> r) mutable {
+         if (!r.ok()) return cb(r.status());
+         if (r->is_nil()) {
+           return Create(std::move(initial), kCreateTries, std::move(cb));
+         }
+         cb(ToSession(std::move(id), *r));
+       });
+}
+
+void SessionStore::Create(SessionFields initial, int tries,
+                          Callback<Session> cb) {
+  absl::StatusOr<std::string> id = NewSessionId();
+  if (!id.ok()) return cb(id.status());
+  std::vector<std::string> args = {
+      "EVALSHA", "", "1", KeyFor(*id), idle_seconds_, absolute_seconds_};
+  for (const auto& [name, value] : initial) {
+    args.push_back(name);
+    args.push_back(value);
+  }
+  Eval(kCreateScript, std::move(args),
+       [this, id = *id, tries, cb = std::move(cb),
+        initial = std::move(initial)](absl::StatusOr<RedisReply> r) mutable {
+         if (!r.ok()) return cb(r.status());
+         if (r->type != RedisReply::Type::kArray || r->elements.size() != 2) {
+           if (tries > 1)
+             return Create(std::move(initial), tries - 1, std::move(cb));
+           return cb(absl::InternalError("could not draw a free session id"));
+         }
+         Session s;
+         s.id = std::move(id);
+         s.is_new = true;
+         s.created_unix = IntOf(r->elements[0]);
+         s.expires_unix = IntOf(r->elements[1]);
+         s.fields = std::move(initial);
+         cb(std::move(s));
+       });
+}
+
+void SessionStore::Increment(absl::string_view cookie, std::string field,
+                             int64_t delta, Callback<SessionCounter> cb) {
+  if (absl::Status s = CheckFieldName(field); !s.ok()) return cb(s);
+  auto create = [this, field, delta](Callback<SessionCounter> cb) {
+    Create({{field, std::to_string(delta)}}, kCreateTries,
+           [cb = std::move(cb), delta](absl::StatusOr<Session> s) {
+             if (!s.ok()) return cb(s.status());
+             cb(SessionCounter{s->id, true, delta, s->expires_unix});
+           });
+  };
+  if (!IsWellFormedSessionId(cookie)) return create(std::move(cb));
+  std::string id(cookie);
+  Eval(kIncrementScript,
+       {"EVALSHA", "", "1", KeyFor(id), idle_seconds_, field,
+        std::to_string(delta)},
+       [id, create, cb = std::move(cb)](absl::StatusOr<RedisReply> r) mutable {
+         if (!r.ok()) return cb(r.status());
+         if (r->is_nil()) return create(std::move(cb));
+         if (r->elements.size() != 2) {
+           return cb(absl::InternalError("bad increment reply"));
+         }
+         cb(SessionCounter{id, false, IntOf(r->elements[0]),
+                           IntOf(r->elements[1])});
+       });
+}
+
+void SessionStore::Set(absl::string_view id, SessionFields fields, Done cb) {
+  if (absl::Status s = CheckFields(fields); !s.ok()) return cb(s);
+  if (!IsWellFormedSessionId(id)) {
+    return cb(absl::NotFoundError("no such session"));
+  }
+  if (fields.empty()) return cb(absl::OkStatus());
+  std::vector<std::string> args = {"EVALSHA", "", "1", KeyFor(id),
+                                   idle_seconds_};
+  for (auto& [name, value] : fields) {
+    args.push_back(name);
+    args.push_back(value);
+  }
+  Eval(kSetScript, std::move(args),
+       [cb = std::move(cb)](absl::StatusOr<RedisReply> r) {
+         if (!r.ok()) return cb(r.status());
+         cb(r->integer == 1 ? absl::OkStatus()
+                            : absl::NotFoundError("no such session"));
+       });
+}
+
+void SessionStore::Destroy(absl::string_view id, Done cb) {
+  if (!IsWellFormedSessionId(id)) return cb(absl::OkStatus());
+  redis_.Command(
+      {"DEL", KeyFor(id)},
+      [cb = std::move(cb)](absl::StatusOr<RedisReply> r) { cb(r.status()); });
+}
+
+void SessionStore::Rotate(absl::string_view id, Callback<std::string> cb) {
+  if (!IsWellFormedSessionId(id)) {
+    return cb(absl::NotFoundError("no such session"));
+  }
+  absl::StatusOr<std::string> fresh = NewSessionId();
+  if (!fresh.ok()) return cb(fresh.status());
+  Eval(kRotateScript, {"EVALSHA", "", "2", KeyFor(id), KeyFor(*fresh)},
+       [fresh = *fresh, cb = std::move(cb)](absl::StatusOr<RedisReply> r) {
+         if (!r.ok()) return cb(r.status());
+         if (r->integer == 1) return cb(fresh);
+         if (r->integer == 0) {
+           return cb(absl::NotFoundError("no such session"));
+         }
+         cb(absl::InternalError("fresh session id already taken"));
+       });
+}
+
+}  // namespace corral::worker
