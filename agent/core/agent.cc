@@ -322,35 +322,39 @@ void Agent::WatchSignals() {
       });
 }
 
+void Agent::ReapChildren() {
+  // Report every reaped orphan before telling the supervisor about any
+  // exit: the batch is already reaped, so the first OnExit() may find
+  // no child left and finish the shutdown, and "shutdown_finished" must
+  // come last.
+  const std::vector<Reaped> reaped = ReapAll();
+  for (const Reaped& r : reaped) {
+    if (supervisor_->IsWorker(r.pid)) continue;
+    ++orphans_reaped_;
+    Event e{Level::kInfo, "orphan_reaped",
+            absl::StrFormat("reaped adopted process %d (%s)", r.pid,
+                            r.status.Describe()),
+            {}};
+    e.With("pid", int64_t{r.pid});
+    if (r.status.signal) {
+      e.With("signal", std::string(SignalName(r.status.signal)));
+    } else {
+      e.With("code", int64_t{r.status.code});
+    }
+    logger_.Emit(e);
+  }
+  for (const Reaped& r : reaped) {
+    if (supervisor_->OnExit(r.pid, r.status)) {
+      recently_exited_.push_back(r.pid);
+      if (recently_exited_.size() > 64) recently_exited_.pop_front();
+    }
+  }
+}
+
 void Agent::OnSignals() {
   for (int sig : signals_.ReadPending()) {
     if (sig == SIGCHLD) {
-      // Orphans first: a worker's exit may finish the shutdown, and the
-      // log should show every reaped process before "shutdown_finished".
-      std::vector<Reaped> reaped = ReapAll();
-      std::stable_partition(reaped.begin(), reaped.end(), [this](const Reaped& r) {
-        return !supervisor_->IsWorker(r.pid);
-      });
-      for (const Reaped& r : reaped) {
-        if (!supervisor_->IsWorker(r.pid)) {
-          ++orphans_reaped_;
-          Event e{Level::kInfo, "orphan_reaped",
-                  absl::StrFormat("reaped adopted process %d (%s)", r.pid,
-                                  r.status.Describe()),
-                  {}};
-          e.With("pid", int64_t{r.pid});
-          if (r.status.signal) {
-            e.With("signal", std::string(SignalName(r.status.signal)));
-          } else {
-            e.With("code", int64_t{r.status.code});
-          }
-          logger_.Emit(e);
-        }
-        if (supervisor_->OnExit(r.pid, r.status)) {
-          recently_exited_.push_back(r.pid);
-          if (recently_exited_.size() > 64) recently_exited_.pop_front();
-        }
-      }
+      ReapChildren();
       continue;
     }
     logger_.Emit(Event{Level::kInfo, "signal_received",

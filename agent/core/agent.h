@@ -87,6 +87,7 @@ class Agent : public ProcessControl, public AgentControl {
 
   void WatchSignals();
   void OnSignals();
+  void ReapChildren();
   void WatchNotify();
   void OnNotifyReadable();
   void HandleDatagram(const NotifyDatagram& d);
