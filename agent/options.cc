@@ -237,7 +237,7 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
                  "[NAME=]tcp://HOST:PORT or [NAME=]unix:PATH; repeatable")
       ->envname("CORRAL_LISTEN")
       ->delimiter(',');
-  app.add_option("--ready", raw.ready, "notify or delay:DURATION")
+  app.add_option("--ready", raw.ready, "notify, ipc or delay:DURATION")
       ->envname("CORRAL_READY");
   app.add_option("--ready-timeout", raw.ready_timeout,
                  "STARTING longer than this is a failure (default 60s)")
