@@ -51,6 +51,10 @@ HttpResponse TextResponse(http::status status, std::string body) {
 
 class Connection;
 
+// While draining, how long a connection that has sent nothing yet may take to
+// send its first request (a client that connected just before the drain).
+constexpr absl::Duration kFirstRequestGrace = absl::Seconds(1);
+
 // State the server shares with its connections, which may outlive it by a
 // few handlers while the io_context unwinds.
 struct HttpServerState {
@@ -90,8 +94,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Called when the server starts draining.
   void OnDrain() {
-    if (state_ == State::kReading && Idle()) Close();
-    // Otherwise the request in progress finishes with Connection: close.
+    if (state_ != State::kReading) return;  // answers with Connection: close
+    if (Idle()) return Close();
+    // A fresh connection gets a short while for its first request.
+    if (served_ == 0 && buffer_.size() == 0) ArmTimer(kFirstRequestGrace);
   }
 
   void Close() {
@@ -105,7 +111,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   enum class State { kReading, kHandling, kWriting, kClosed };
 
   // Between requests with nothing received yet: safe to close on drain.
+  // A connection that has not had its first request yet is never idle: its
+  // client connected to send one (the kernel queued it for us before the
+  // drain), and closing it would fail that request; it gets an answer with
+  // Connection: close instead.
   bool Idle() {
+    if (served_ == 0) return false;
     if (buffer_.size() > 0 || (parser_ && parser_->got_some())) return false;
     error_code ec;
     // Bytes already in the kernel mean a request is on its way.
@@ -126,8 +137,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->header_limit(shared_->options.header_limit);
     parser_->body_limit(shared_->options.body_limit);
-    ArmTimer(buffer_.size() > 0 ? shared_->options.io_timeout
-                                : shared_->options.idle_timeout);
+    ArmTimer(shared_->draining && served_ == 0 ? kFirstRequestGrace
+             : buffer_.size() > 0              ? shared_->options.io_timeout
+                                               : shared_->options.idle_timeout);
     http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](error_code ec, size_t) {
                        self->OnRead(ec);
@@ -192,6 +204,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnWrite(error_code ec) {
     if (state_ == State::kClosed) return;
+    ++served_;
     bool again = !ec && response_->keep_alive();
     response_.reset();
     if (!again) {
@@ -210,6 +223,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   HttpRequest request_;
   std::optional<HttpResponse> response_;
   bool keep_alive_ = true;
+  int served_ = 0;  // responses written on this connection
   State state_ = State::kReading;
 };
 
@@ -254,8 +268,10 @@ class HttpAcceptor : public std::enable_shared_from_this<HttpAcceptor> {
       setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one,
                  sizeof(one));
     }
-    if (shared_->draining) return;  // s closes as it goes out of scope
+    // Accepted as the drain began: the client is already connected and
+    // about to send, so it is served (with Connection: close), not dropped.
     std::make_shared<Connection>(shared_, std::move(s))->Start();
+    if (shared_->draining) return;
     // Let a sibling worker woken by the same connection burst run and take
     // the next one (a hint; returns at once when no one else is runnable).
     sched_yield();
