@@ -1,6 +1,7 @@
 // corral-agent: supervises COMMAND as a pool of workers; built to be PID 1
 // of a container. main() reads like a table of contents: parse, take
-// signals, open what the workers share, run the loop, exit with its status.
+// signals, open what the workers share, open the control plane, run the
+// loop, close the control plane, exit with its status.
 #include <cstdio>
 #include <memory>
 
@@ -8,6 +9,7 @@
 #include "agent/options.h"
 #include "agent/os/log_writer.h"
 #include "agent/os/signals.h"
+#include "agent/rpc/control_plane.h"
 
 int main(int argc, char** argv) {
   using namespace corral::agent;
@@ -26,15 +28,30 @@ int main(int argc, char** argv) {
     return 1;
   }
   LogWriter writer(/*fd=*/1, /*max_pending_bytes=*/4 << 20);
+  const LogFormat log_format = parsed.options->log_format;
   absl::StatusOr<std::unique_ptr<Agent>> agent =
       Agent::Create(std::move(*parsed.options), std::move(*signals), &writer);
   if (!agent.ok()) {
+    const std::string why(agent.status().message());
+    std::fprintf(stderr, "corral-agent: %s\n", why.c_str());
+    // Also as an event, for log pipelines that read only stdout.
+    Logger(log_format, &writer)
+        .Emit(Event{Level::kError, "startup_failed", why, {}});
     writer.Flush(std::chrono::seconds(1));
-    std::fprintf(stderr, "corral-agent: %s\n",
-                 std::string(agent.status().message()).c_str());
+    return 1;
+  }
+  Logger control_log(log_format, &writer);
+  absl::StatusOr<std::unique_ptr<ControlPlane>> control =
+      ControlPlane::Start(agent->get(), &control_log);
+  if (!control.ok()) {
+    const std::string why(control.status().message());
+    std::fprintf(stderr, "corral-agent: %s\n", why.c_str());
+    control_log.Emit(Event{Level::kError, "startup_failed", why, {}});
+    writer.Flush(std::chrono::seconds(1));
     return 1;
   }
   int code = (*agent)->Run();
+  (*control)->Stop();
   writer.Flush(std::chrono::seconds(2));
   return code;
 }

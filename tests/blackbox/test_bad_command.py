@@ -31,7 +31,15 @@ class BadCommand(AgentTestCase):
         attempts = len(failed) + len(agent.agent_events("worker_spawned"))
         self.assertLessEqual(attempts, 30, "a busy spawn loop")
         gave_up = agent.agent_events("gave_up")
-        if agent.events:
+        startup = agent.agent_events("startup_failed")
+        if startup:
+            # Checked before any spawn: one event and one stderr line.
+            self.assertEqual(len(startup), 1, agent.tail())
+            self.assertIn(command, startup[0].get("msg", ""))
+            self.assertEqual(attempts, 0, agent.tail())
+            self.assertEqual(len(agent.stderr_lines), 1, agent.stderr_lines)
+            self.assertIn(command, agent.stderr_lines[0])
+        elif agent.events:
             self.assertEqual(len(gave_up), 1, agent.tail())
             self.assertIn(command, gave_up[0].get("msg", ""), "the last word names the command")
             self.assertTrue(failed, agent.tail())

@@ -1,0 +1,277 @@
+#include "agent/http/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <mutex>
+
+#include "absl/strings/str_format.h"
+#include "agent/http/metrics.h"
+#include "agent/os/errors.h"
+
+namespace corral::agent {
+namespace http = boost::beast::http;
+using boost::asio::ip::tcp;
+
+namespace {
+
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
+constexpr char kText[] = "text/plain; charset=utf-8";
+constexpr char kPrometheus[] = "text/plain; version=0.0.4; charset=utf-8";
+
+struct Reply {
+  http::status status = http::status::ok;
+  std::string body;
+  const char* content_type = kText;
+};
+
+std::string ReadyText(const Supervisor& s, int min_ready) {
+  if (s.shutting_down()) return "not ready: the agent is shutting down\n";
+  if (s.draining()) return "not ready: drained (corralctl resume)\n";
+  return absl::StrFormat("%s: %d of %d workers READY (need %d)\n",
+                         s.Ready(min_ready) ? "ready" : "not ready",
+                         s.ReadyCount(), s.target_workers(), min_ready);
+}
+
+// Opens the listening socket ourselves so it is close-on-exec from birth
+// (workers are forked from the loop thread at any moment).
+absl::StatusOr<int> Listen(const std::string& address, int port, bool* v6) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, address.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof(*in4);
+  } else if (inet_pton(AF_INET6, address.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof(*in6);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--probe-address=%s is not an IP address", address));
+  }
+  *v6 = ss.ss_family == AF_INET6;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return ErrnoStatus(errno, "socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      listen(fd, 128) != 0) {
+    const int err = errno;
+    close(fd);
+    return ErrnoStatus(err, absl::StrFormat("--http-port=%d: cannot listen "
+                                            "on %s",
+                                            port, address));
+  }
+  return fd;
+}
+
+}  // namespace
+
+class HttpServer::Gate {
+ public:
+  explicit Gate(boost::asio::io_context* io) : io_(io) {}
+  void Post(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (io_ != nullptr) boost::asio::post(*io_, std::move(fn));
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    io_ = nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  boost::asio::io_context* io_;
+};
+
+// One connection: read a request, ask the loop, write the answer; again
+// while the client keeps the connection alive. io thread only.
+class HttpServer::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, AgentControl* agent, std::shared_ptr<Gate> gate)
+      : stream_(std::move(socket)),
+        timer_(stream_.get_executor()),
+        agent_(agent),
+        gate_(std::move(gate)) {}
+
+  void Read() {
+    request_ = {};
+    stream_.expires_after(kIdleTimeout);
+    http::async_read(
+        stream_, buffer_, request_,
+        [self = shared_from_this()](boost::beast::error_code ec, size_t) {
+          if (ec) return self->Close();
+          self->Route();
+        });
+  }
+
+  void Respond(Reply reply) {
+    if (answered_) return;
+    answered_ = true;
+    timer_.cancel();
+    auto response =
+        std::make_shared<http::response<http::string_body>>(reply.status, 11);
+    response->set(http::field::content_type, reply.content_type);
+    response->set(http::field::cache_control, "no-store");
+    response->keep_alive(request_.keep_alive());
+    response->body() = std::move(reply.body);
+    response->prepare_payload();
+    stream_.expires_after(kIdleTimeout);
+    http::async_write(stream_, *response,
+                      [self = shared_from_this(), response](
+                          boost::beast::error_code ec, size_t) {
+                        if (ec || !response->keep_alive()) return self->Close();
+                        self->Read();
+                      });
+  }
+
+ private:
+  enum class Ask { kLive, kReady, kMetrics };
+
+  void Route() {
+    answered_ = false;
+    std::string_view target(request_.target().data(), request_.target().size());
+    target = target.substr(0, target.find('?'));
+    if (request_.method() != http::verb::get) {
+      return Respond({http::status::method_not_allowed, "use GET\n"});
+    }
+    if (target == "/livez") return AskLoop(Ask::kLive);
+    if (target == "/readyz") return AskLoop(Ask::kReady);
+    if (target == "/metrics") return AskLoop(Ask::kMetrics);
+    Respond({http::status::not_found,
+             "not found: corral-agent serves /livez, /readyz and /metrics\n"});
+  }
+
+  void AskLoop(Ask ask) {
+    timer_.expires_after(kLoopTimeout);
+    timer_.async_wait(
+        [self = shared_from_this()](boost::system::error_code ec) {
+          if (ec) return;
+          self->Respond({http::status::service_unavailable,
+                         "the agent's loop did not answer within 1s\n"});
+        });
+    std::weak_ptr<Session> weak = weak_from_this();
+    agent_->Post([agent = agent_, gate = gate_, weak, ask] {
+      auto deliver = [gate, weak](auto make_reply) {
+        gate->Post([weak, make_reply] {
+          if (auto self = weak.lock()) self->Respond(make_reply());
+        });
+      };
+      if (ask == Ask::kLive) {
+        return deliver([] { return Reply{http::status::ok, "ok\n"}; });
+      }
+      if (ask == Ask::kReady) {
+        const Supervisor& s = agent->supervisor();
+        const int min_ready = agent->options().min_ready;
+        const bool ready = s.Ready(min_ready);
+        std::string text = ReadyText(s, min_ready);
+        return deliver([ready, text] {
+          return Reply{
+              ready ? http::status::ok : http::status::service_unavailable,
+              text};
+        });
+      }
+      // Snapshot on the loop, render on the io thread.
+      MetricsSnapshot snapshot = TakeMetricsSnapshot(*agent);
+      deliver([snapshot] {
+        return Reply{http::status::ok, RenderPrometheus(snapshot), kPrometheus};
+      });
+    });
+  }
+
+  void Close() {
+    boost::beast::error_code ignored;
+    timer_.cancel();
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  boost::beast::tcp_stream stream_;
+  boost::asio::steady_timer timer_;
+  AgentControl* const agent_;
+  const std::shared_ptr<Gate> gate_;
+  boost::beast::flat_buffer buffer_;
+  http::request<http::string_body> request_;
+  bool answered_ = false;
+};
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    AgentControl* agent, boost::asio::io_context* io,
+    const std::string& address, int port) {
+  bool v6 = false;
+  absl::StatusOr<int> fd = Listen(address, port, &v6);
+  if (!fd.ok()) return fd.status();
+  sockaddr_storage bound{};
+  socklen_t len = sizeof(bound);
+  getsockname(*fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  const int actual =
+      ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  std::unique_ptr<HttpServer> server(
+      new HttpServer(agent, io, *fd, actual, v6));
+  server->Accept();
+  return server;
+}
+
+HttpServer::HttpServer(AgentControl* agent, boost::asio::io_context* io, int fd,
+                       int port, bool v6)
+    : agent_(agent),
+      io_(io),
+      port_(port),
+      v6_(v6),
+      acceptor_(*io, v6 ? tcp::v6() : tcp::v4(), fd),
+      retry_(*io),
+      gate_(std::make_shared<Gate>(io)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::Stop() {
+  gate_->Close();
+  boost::system::error_code ignored;
+  retry_.cancel();
+  acceptor_.close(ignored);
+}
+
+void HttpServer::Accept() {
+  acceptor_.async_wait(
+      tcp::acceptor::wait_read, [this](boost::system::error_code ec) {
+        if (ec) return;  // closed
+        for (;;) {
+          int fd = accept4(acceptor_.native_handle(), nullptr, nullptr,
+                           SOCK_CLOEXEC | SOCK_NONBLOCK);
+          if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            // Out of fds or memory: back off instead of spinning on a
+            // readable listener; connections wait in the backlog.
+            retry_.expires_after(std::chrono::milliseconds(100));
+            retry_.async_wait([this](boost::system::error_code retry_ec) {
+              if (!retry_ec) Accept();
+            });
+            return;
+          }
+          tcp::socket socket(*io_);
+          boost::system::error_code assign_ec;
+          socket.assign(v6_ ? tcp::v6() : tcp::v4(), fd, assign_ec);
+          if (assign_ec) {
+            close(fd);
+            continue;
+          }
+          std::make_shared<Session>(std::move(socket), agent_, gate_)->Read();
+        }
+        Accept();
+      });
+}
+
+}  // namespace corral::agent

@@ -1,0 +1,27 @@
+// The agent's state as corral.v1 messages. Every function here reads
+// AgentControl and so runs on the loop thread only.
+#ifndef CORRAL_AGENT_RPC_STATUS_REPORT_H_
+#define CORRAL_AGENT_RPC_STATUS_REPORT_H_
+
+#include "agent/core/control.h"
+#include "agent/supervisor/clock.h"
+#include "corral/v1/agent.pb.h"
+
+namespace corral::agent {
+
+// Fills `out` with the agent and every worker. `started` is when the control
+// plane started (the agent's uptime).
+void FillStatus(AgentControl& agent, TimePoint started,
+                corral::v1::GetStatusResponse* out);
+
+// An agent event as the WatchEvents stream sends it, stamped now.
+corral::v1::Event EventToProto(const Event& event);
+
+// A line of worker output as StreamLogs sends it.
+corral::v1::LogLine LogToProto(const LogRecord& record);
+
+corral::v1::WorkerState WorkerStateToProto(WorkerState state);
+
+}  // namespace corral::agent
+
+#endif  // CORRAL_AGENT_RPC_STATUS_REPORT_H_

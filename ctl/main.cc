@@ -1,0 +1,213 @@
+// corralctl: the command line over a corral-agent's control socket.
+//
+// Exit codes: 0 ok, 1 failed (the agent said no, or a check failed),
+// 2 usage (bad command line, or an argument the agent refused),
+// 3 not reachable (no agent answers at --socket).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ctl/client.h"
+#include "ctl/commands.h"
+#include "ctl/completion.h"
+#include "ctl/render.h"
+
+namespace corral::ctl {
+namespace {
+
+// The command the user picked, run after the whole line is parsed (global
+// flags may come after it).
+using Run = std::function<int()>;
+
+struct Arguments {
+  Settings settings;
+  std::string output = "table";
+  double timeout_seconds = 10;
+  // Command arguments.
+  std::string count;
+  int worker = 0;
+  std::optional<int> log_worker;
+  std::string signal;
+  int lines = 100;
+  bool follow = false;
+  bool quick = false;
+  std::vector<std::string> names;
+  std::vector<std::string> services;
+  std::string probe;
+  double interval = 1;
+  int frames = 0;
+  std::string shell;
+};
+
+// A subcommand whose callback sets `run` to `command`.
+CLI::App* Command(CLI::App& app, Run* run, const std::string& name,
+                  const std::string& help, Run command) {
+  CLI::App* sub = app.add_subcommand(name, help);
+  sub->callback([run, command] { *run = command; });
+  return sub;
+}
+
+void AddAgentCommands(CLI::App& app, Arguments& a, Run* run) {
+  auto with = [&a](int (*fn)(Connection&)) {
+    return [&a, fn] {
+      Connection c(a.settings);
+      return fn(c);
+    };
+  };
+  Command(app, run, "status", "the agent, its sizing and every worker",
+          with(Status));
+  Command(app, run, "ps", "the worker table", with(Ps));
+  Command(app, run, "scale",
+          "set the worker count (N), or follow the CPU "
+          "limit again (auto)",
+          [&a] {
+            Connection c(a.settings);
+            return Scale(c, a.count);
+          })
+      ->add_option("COUNT", a.count, "a number of workers, or auto")
+      ->required();
+  Command(app, run, "reload",
+          "rolling reload: replace every worker, one at a time, without "
+          "dropping a request; shows each slot as it rolls",
+          with(Reload));
+  Command(app, run, "drain",
+          "not ready at once; stop every worker after --drain-delay; the "
+          "agent stays up",
+          with(Drain));
+  Command(app, run, "resume", "start workers again after a drain",
+          with(Resume));
+  Command(app, run, "stop",
+          "drain every worker, then the agent exits (like "
+          "SIGTERM)",
+          [&a] {
+            Connection c(a.settings);
+            return Stop(c, a.quick);
+          })
+      ->add_flag("--now", a.quick, "skip the drain delay");
+  Command(app, run, "restart",
+          "replace one worker gracefully: start a new one, wait until it is "
+          "READY, then stop the old one",
+          [&a] {
+            Connection c(a.settings);
+            return Restart(c, a.worker);
+          })
+      ->add_option("ID", a.worker, "the worker's slot (see ps)")
+      ->required();
+  CLI::App* signal = Command(
+      app, run, "signal", "send a signal to one worker's process group", [&a] {
+        Connection c(a.settings);
+        return Signal(c, a.worker, a.signal);
+      });
+  signal->add_option("ID", a.worker, "the worker's slot (see ps)")->required();
+  signal->add_option("SIG", a.signal, "e.g. USR1, SIGHUP or 10")->required();
+}
+
+void AddStreamCommands(CLI::App& app, Arguments& a, Run* run) {
+  CLI::App* logs = Command(app, run, "logs",
+                           "worker output: the last lines, "
+                           "then new ones with -f",
+                           [&a] {
+                             Connection c(a.settings);
+                             return Logs(c, a.log_worker, a.lines, a.follow);
+                           });
+  logs->add_option("ID", a.log_worker, "one worker's slot; all when left out");
+  logs->add_flag("-f,--follow", a.follow, "keep printing new lines");
+  logs->add_option("-n,--lines", a.lines, "how many past lines first")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  Command(app, run, "events",
+          "agent events as they happen (worker_ready, "
+          "worker_exited, ...)",
+          [&a] {
+            Connection c(a.settings);
+            return Events(c, a.names);
+          })
+      ->add_option("--name", a.names,
+                   "only events with this name "
+                   "(repeatable)");
+  CLI::App* top =
+      Command(app, run, "top",
+              "live view of the workers' CPU and memory (q quits)", [&a] {
+                Connection c(a.settings);
+                return Top(c, a.interval, a.frames);
+              });
+  top->add_option("--interval", a.interval, "seconds between refreshes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  top->add_option("--count", a.frames,
+                  "stop after this many refreshes "
+                  "(0 = until q)")
+      ->capture_default_str();
+  CLI::App* health = Command(
+      app, run, "health",
+      "liveness and readiness, as the kubelet sees them; exit 0 when all "
+      "SERVING",
+      [&a] {
+        if (a.probe.empty()) {
+          Connection c(a.settings);
+          return Health(c, a.services);
+        }
+        Connection c(a.settings, a.probe);
+        return Health(c, a.services);
+      });
+  health->add_option("--probe", a.probe,
+                     "ask the probe port at HOST:PORT instead of the socket");
+  health->add_option("--service", a.services,
+                     "liveness, readiness or \"\" (repeatable)");
+}
+
+}  // namespace
+}  // namespace corral::ctl
+
+int main(int argc, char** argv) {
+  using namespace corral::ctl;
+  Arguments a;
+  Run run;
+  CLI::App app{
+      "corralctl: control a corral-agent over its control socket.\n"
+      "Exit codes: 0 ok, 1 failed, 2 usage, 3 agent not reachable."};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("--socket", a.settings.socket, "the agent's control socket")
+      ->envname("CORRAL_SOCKET")
+      ->capture_default_str();
+  app.add_option("-o,--output", a.output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  app.add_option("--timeout", a.timeout_seconds,
+                 "seconds to wait for an answer")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  AddAgentCommands(app, a, &run);
+  AddStreamCommands(app, a, &run);
+  Command(app, &run, "version", "corralctl's version and the agent's",
+          [&a] { return Version(a.settings); });
+  Command(app, &run, "completion",
+          "print a shell completion script: source <(corralctl completion "
+          "bash)",
+          [&app, &a] {
+            if (a.shell != "bash") {
+              return Complain(kUsage,
+                              "completion: only bash is supported "
+                              "(zsh: autoload bashcompinit first)");
+            }
+            Print(BashCompletion(app));
+            return static_cast<int>(kOk);
+          })
+      ->add_option("SHELL", a.shell, "bash")
+      ->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 reports through exceptions; this is the only place they reach.
+    const int code = app.exit(e);
+    return code == 0 ? kOk : kUsage;
+  }
+  a.settings.json = a.output == "json";
+  a.settings.timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(a.timeout_seconds * 1000));
+  return run ? run() : kUsage;
+}

@@ -1,0 +1,148 @@
+#include "ctl/render.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace corral::ctl {
+
+namespace {
+
+// Columns on screen: ANSI color sequences (ESC [ ... m) take none.
+size_t VisibleWidth(const std::string& cell) {
+  size_t width = 0;
+  for (size_t i = 0; i < cell.size(); ++i) {
+    if (cell[i] == '\x1b') {
+      while (i < cell.size() && cell[i] != 'm') ++i;
+      continue;
+    }
+    // UTF-8 continuation bytes take no column of their own.
+    if ((static_cast<unsigned char>(cell[i]) & 0xC0) != 0x80) ++width;
+  }
+  return width;
+}
+
+}  // namespace
+
+Table::Table(std::vector<std::string> header) {
+  rows_.push_back(std::move(header));
+}
+
+void Table::AddRow(std::vector<std::string> row) {
+  rows_.push_back(std::move(row));
+}
+
+std::string Table::Render() const {
+  std::vector<size_t> widths;
+  for (const auto& row : rows_) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], VisibleWidth(row[i]));
+    }
+  }
+  std::string out;
+  for (const auto& row : rows_) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) {
+        line.append(widths[i] - VisibleWidth(row[i]) + 2, ' ');
+      }
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+std::string FormatBytes(int64_t bytes) {
+  if (bytes <= 0) return "-";
+  const char* units[] = {"B", "Ki", "Mi", "Gi", "Ti"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  if (unit == 0) return absl::StrCat(bytes, "B");
+  return absl::StrFormat("%.1f%s", value, units[unit]);
+}
+
+std::string FormatDuration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds);
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  if (s < 86400) return absl::StrFormat("%dh%02dm", s / 3600, s % 3600 / 60);
+  return absl::StrFormat("%dd%02dh", s / 86400, s % 86400 / 3600);
+}
+
+std::string Since(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "-";
+  using google::protobuf::util::TimeUtil;
+  const auto age = TimeUtil::GetCurrentTime() - t;
+  return FormatDuration(
+      std::max<double>(0, TimeUtil::DurationToMilliseconds(age) / 1000.0));
+}
+
+std::string StateName(corral::v1::WorkerState state) {
+  std::string name = corral::v1::WorkerState_Name(state);
+  const std::string prefix = "WORKER_STATE_";
+  return name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
+}
+
+std::string AgentStateName(corral::v1::AgentState state) {
+  switch (state) {
+    case corral::v1::AGENT_STATE_RUNNING:
+      return "running";
+    case corral::v1::AGENT_STATE_DRAINING:
+      return "drained";
+    case corral::v1::AGENT_STATE_STOPPING:
+      return "stopping";
+    default:
+      return "unknown";
+  }
+}
+
+std::string WorkerNote(const corral::v1::Worker& w) {
+  if (w.pid() != 0 && !w.status().empty()) return w.status();
+  return w.last_exit().empty() ? "" : "last: " + w.last_exit();
+}
+
+std::string WorkerTable(const corral::v1::GetStatusResponse& status) {
+  Table table({"ID", "PID", "STATE", "GEN", "RESTARTS", "UPTIME", "CPU", "MEM",
+               "STATUS"});
+  for (const corral::v1::Worker& w : status.workers()) {
+    const std::string note = WorkerNote(w);
+    table.AddRow({absl::StrCat(w.slot()), w.pid() ? absl::StrCat(w.pid()) : "-",
+                  StateName(w.state()), absl::StrCat(w.generation()),
+                  absl::StrCat(w.restarts()),
+                  w.pid() ? Since(w.started_at()) : "-",
+                  w.pid() ? absl::StrFormat("%.1f%%", w.cpu_percent()) : "-",
+                  FormatBytes(w.rss_bytes()), note});
+  }
+  return table.Render();
+}
+
+std::string ToJson(const google::protobuf::Message& message, bool pretty) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = pretty;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  options.always_print_enums_as_ints = false;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  if (pretty && !out.empty() && out.back() == '\n') out.pop_back();
+  return out + "\n";
+}
+
+void Print(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace corral::ctl

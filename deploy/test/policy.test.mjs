@@ -1,0 +1,92 @@
+// Policy of the rendered manifests (docs/kubernetes.md; research section 3.3):
+// the restricted security profile, gRPC probes on the agent's probe port
+// with its services, ports that agree with the agent's settings in the
+// ConfigMap, the termination budget, resources and resize, availability,
+// Redis persistence and its fence. Each check also runs on a deliberately
+// broken copy, to prove it can fail.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { OVERLAYS, render } from "./lib.mjs";
+import { ALL_CHECKS, GRACE_MARGIN_S, corralPod, graceBudget } from "./policy.mjs";
+
+for (const overlay of OVERLAYS) {
+  for (const [name, check] of Object.entries(ALL_CHECKS)) {
+    test(`${overlay}: ${name}`, () => {
+      assert.deepEqual(check(render(overlay).objects), []);
+    });
+  }
+
+  test(`${overlay}: termination budget`, () => {
+    const b = graceBudget(render(overlay).objects);
+    console.log(`${overlay}: terminationGracePeriodSeconds ${b.grace} >= preStop ${b.preStop}` +
+      ` + drain-delay ${b.drain} + stop-timeout ${b.stop} + margin ${GRACE_MARGIN_S}` +
+      ` (slack ${b.margin - GRACE_MARGIN_S}s); worker drain ${b.workerDrain}s < ${b.stop}s`);
+    assert.ok(b.grace >= b.preStop + b.drain + b.stop + GRACE_MARGIN_S);
+  });
+
+  test(`${overlay}: worker count follows the CPU limit`, () => {
+    const { container, env } = corralPod(render(overlay).objects);
+    const limit = container.resources.limits.cpu;
+    const cores = String(limit).endsWith("m") ? Number(limit.slice(0, -1)) / 1000 : Number(limit);
+    console.log(`${overlay}: CORRAL_WORKERS=${env.CORRAL_WORKERS}, CPU limit ${limit}` +
+      ` -> ${Math.max(1, Math.ceil(cores))} worker(s) per pod (ceil)`);
+    assert.equal(env.CORRAL_WORKERS, "auto");
+  });
+}
+
+// Mutations of the prod render that each check must reject.
+function mutated(edit) {
+  const objects = structuredClone(render("prod").objects);
+  edit(objects);
+  return objects;
+}
+const dep = (objects) => objects.find((o) => o.kind === "Deployment" && o.metadata.name === "corral");
+const pod = (objects) => dep(objects).spec.template.spec;
+const ctr = (objects) => pod(objects).containers[0];
+const agentCm = (objects) => objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("corral-agent"));
+const sts = (objects) => objects.find((o) => o.kind === "StatefulSet");
+
+const BREAKS = [
+  ["restricted", "root user", (o) => { pod(o).securityContext.runAsUser = 0; }, /runAsUser/],
+  ["restricted", "writable root", (o) => { ctr(o).securityContext.readOnlyRootFilesystem = false; }, /readOnlyRootFilesystem/],
+  ["restricted", "escalation", (o) => { delete ctr(o).securityContext.allowPrivilegeEscalation; }, /allowPrivilegeEscalation/],
+  ["restricted", "capabilities", (o) => { ctr(o).securityContext.capabilities = { add: ["NET_ADMIN"] }; }, /drop lacks ALL|NET_ADMIN/],
+  ["restricted", "seccomp", (o) => { delete ctr(o).securityContext.seccompProfile; delete pod(o).securityContext.seccompProfile; }, /seccompProfile/],
+  ["restricted", "token", (o) => { delete pod(o).automountServiceAccountToken; }, /automountServiceAccountToken/],
+  ["restricted", "redis too", (o) => { sts(o).spec.template.spec.containers[0].securityContext.runAsNonRoot = false; }, /StatefulSet\/redis.*runAsNonRoot/],
+  ["probes", "probe port moved in the ConfigMap", (o) => { agentCm(o).data.CORRAL_PROBE_PORT = "9000"; }, /grpc.port 8081 != CORRAL_PROBE_PORT 9000/],
+  ["probes", "liveness on readiness", (o) => { ctr(o).livenessProbe.grpc.service = "readiness"; }, /livenessProbe.grpc.service/],
+  ["probes", "http probe", (o) => { ctr(o).readinessProbe = { httpGet: { path: "/readyz", port: 9090 } }; }, /readinessProbe is not a gRPC probe/],
+  ["probes", "loopback probe address", (o) => { agentCm(o).data.CORRAL_PROBE_ADDRESS = "127.0.0.1"; }, /pod IP/],
+  ["probes", "a flag in args beats the ConfigMap", (o) => { ctr(o).args = ["--probe-port=7000", ...ctr(o).args]; }, /CORRAL_PROBE_PORT 7000/],
+  ["probes", "image left unset", (o) => { ctr(o).image = "corral"; }, /image 'corral'/],
+  ["probes", "listen port", (o) => { agentCm(o).data.CORRAL_LISTEN = "tcp://0.0.0.0:3000"; }, /'http'/],
+  ["probes", "command replaces the agent", (o) => { ctr(o).command = ["/usr/local/bin/corral-worker"]; }, /ENTRYPOINT/],
+  ["termination", "grace too short", (o) => { pod(o).terminationGracePeriodSeconds = 25; }, /terminationGracePeriodSeconds 25/],
+  ["termination", "longer stop timeout", (o) => { agentCm(o).data.CORRAL_STOP_TIMEOUT = "30s"; }, /stop-timeout 30/],
+  ["termination", "default drain delay", (o) => { delete agentCm(o).data.CORRAL_DRAIN_DELAY; agentCm(o).data.CORRAL_STOP_TIMEOUT = "25s"; }, /drain-delay 5/],
+  ["termination", "no preStop", (o) => { delete ctr(o).lifecycle; }, /preStop/],
+  ["termination", "worker outlives stop timeout", (o) => { ctr(o).args = ["--", "/usr/local/bin/corral-worker", "--drain-timeout=25s"]; }, /drain-timeout 25s/],
+  ["resources", "no cpu limit", (o) => { delete ctr(o).resources.limits.cpu; }, /no cpu limit/],
+  ["resources", "resize restarts", (o) => { ctr(o).resizePolicy[0].restartPolicy = "RestartContainer"; }, /resizePolicy/],
+  ["resources", "socket dir not writable", (o) => { ctr(o).volumeMounts = ctr(o).volumeMounts.filter((m) => m.mountPath !== "/run/corral"); }, /control socket dir/],
+  ["resources", "socket corralctl cannot find", (o) => { agentCm(o).data.CORRAL_CONTROL_SOCKET = "/tmp/agent.sock"; }, /CORRAL_SOCKET/],
+  ["resources", "service links", (o) => { delete pod(o).enableServiceLinks; }, /enableServiceLinks/],
+  ["availability", "maxUnavailable", (o) => { dep(o).spec.strategy.rollingUpdate.maxUnavailable = 1; }, /maxUnavailable 0/],
+  ["availability", "spread", (o) => { pod(o).topologySpreadConstraints = pod(o).topologySpreadConstraints.filter((t) => t.topologyKey !== "kubernetes.io/hostname"); }, /hostname/],
+  ["availability", "replicas fight the HPA", (o) => { dep(o).spec.replicas = 3; }, /replicas/],
+  ["availability", "hasty scale-down", (o) => { o.find((x) => x.kind === "HorizontalPodAutoscaler").spec.behavior.scaleDown.stabilizationWindowSeconds = 0; }, /stabilizationWindowSeconds/],
+  ["availability", "PDB eviction policy", (o) => { delete o.find((x) => x.kind === "PodDisruptionBudget").spec.unhealthyPodEvictionPolicy; }, /AlwaysAllow/],
+  ["redis", "no AOF", (o) => { const cm = o.find((x) => x.kind === "ConfigMap" && x.metadata.name.startsWith("redis-config")); cm.data["redis.conf"] = cm.data["redis.conf"].replace("appendonly yes", "appendonly no"); }, /appendonly/],
+  ["redis", "open to all", (o) => { o.find((x) => x.kind === "NetworkPolicy").spec.ingress[0].from = [{ namespaceSelector: {} }]; }, /other than corral/],
+  ["redis", "maxmemory at the limit", (o) => { sts(o).spec.template.spec.containers[0].args = ["/etc/redis/redis.conf", "--maxmemory", "2gb"]; }, /maxmemory/],
+  ["redis", "URL to nowhere", (o) => { agentCm(o).data.REDIS_URL = "redis://cache:6379/0"; }, /REDIS_URL/],
+  ["references", "missing ConfigMap", (o) => { ctr(o).envFrom[0].configMapRef.name = "nope"; }, /ConfigMap nope/],
+];
+
+for (const [check, what, edit, expect] of BREAKS) {
+  test(`${check} rejects: ${what}`, () => {
+    const problems = ALL_CHECKS[check](mutated(edit));
+    assert.ok(problems.some((p) => expect.test(p)), `no problem matching ${expect} in ${JSON.stringify(problems)}`);
+  });
+}

@@ -1,0 +1,261 @@
+"""corralctl end to end against a real agent: every command, -o json parses,
+exit codes (0 ok, 1 failed, 2 usage, 3 not reachable), and what it says when
+no agent runs."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+
+from rpcharness import CORRALCTL, Agent, TestCase, corralctl, free_port, wait_for
+
+FLAGS = ["--workers=2", "--ready=delay:50ms", "--drain-delay=100ms",
+         "--stop-timeout=3s"]
+
+
+class NoAgentTest(TestCase):
+    def test_no_socket_file(self):
+        with tempfile.TemporaryDirectory(prefix="corral-rpc-") as d:
+            path = os.path.join(d, "agent.sock")
+            code, out, err = corralctl("--socket", path, "status")
+            self.assertEqual(code, 3)
+            self.assertEqual(out, "")
+            self.assertIn(f"cannot reach agent at {path}: no such file; "
+                          "is corral-agent running? set --socket", err)
+            # CORRAL_SOCKET is the default for --socket.
+            code, out, err = corralctl("ps", env={"CORRAL_SOCKET": path})
+            self.assertEqual(code, 3)
+            self.assertIn(path, err)
+
+    def test_stale_socket_file(self):
+        with tempfile.TemporaryDirectory(prefix="corral-rpc-") as d:
+            path = os.path.join(d, "agent.sock")
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(path)
+            s.close()  # bound, never listening: what a killed agent leaves
+            code, out, err = corralctl("--socket", path, "drain")
+            self.assertEqual(code, 3)
+            self.assertIn("nothing listens there", err)
+
+    def test_health_probe_nobody_listens(self):
+        code, out, err = corralctl("health", "--probe", f"127.0.0.1:{free_port()}")
+        self.assertEqual(code, 3)
+        self.assertIn("cannot reach agent at 127.0.0.1:", err)
+
+    def test_usage_errors_exit_2(self):
+        for args in ([], ["bogus"], ["scale"], ["scale", "lots"], ["restart"],
+                     ["signal", "0"], ["status", "-o", "yaml"], ["logs", "-n", "-3"],
+                     ["completion", "fish"]):
+            code, out, err = corralctl(*args)
+            self.assertEqual(code, 2, f"{args}: {err}")
+            self.assertTrue(err, args)
+
+    def test_help(self):
+        code, out, err = corralctl("--help")
+        self.assertEqual(code, 0)
+        for command in ("status", "ps", "scale", "reload", "drain", "resume", "stop",
+                        "restart", "signal", "logs", "events", "top", "health",
+                        "version", "completion"):
+            self.assertIn(command, out)
+        code, out, err = corralctl("logs", "--help")
+        self.assertEqual(code, 0)
+        self.assertIn("--follow", out)
+
+    def test_bash_completion(self):
+        code, out, err = corralctl("completion", "bash")
+        self.assertEqual(code, 0, err)
+        self.assertIn("complete -F _corralctl corralctl", out)
+        self.assertIn("reload", out)
+        syntax = subprocess.run(["bash", "-n"], input=out, text=True,
+                                capture_output=True)
+        self.assertEqual(syntax.returncode, 0, syntax.stderr)
+        # Ask it, as bash would, what follows "corralctl sc".
+        script = out + ('COMP_WORDS=(corralctl sc); COMP_CWORD=1; _corralctl; '
+                        'echo "${COMPREPLY[@]}"')
+        done = subprocess.run(["bash", "-c", script], text=True, capture_output=True)
+        self.assertEqual(done.stdout.split(), ["scale"])
+
+    def test_version_without_agent(self):
+        with tempfile.TemporaryDirectory(prefix="corral-rpc-") as d:
+            code, out, err = corralctl("--socket", f"{d}/none.sock", "version")
+            self.assertEqual(code, 0, err)
+            self.assertIn("corralctl 0.1.0", out)
+            self.assertIn("not reachable", out)
+
+
+class WithAgentTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.probe = free_port()
+        self.agent = Agent(self, flags=[*FLAGS, f"--probe-port={self.probe}",
+                                        "--probe-address=127.0.0.1"])
+        self.agent.wait_ready(2)
+
+    def ctl(self, *args):
+        return self.agent.ctl(*args)
+
+    def ok(self, *args):
+        code, out, err = self.ctl(*args)
+        self.assertEqual(code, 0, f"{args}: {err}")
+        return out
+
+    def json(self, *args):
+        return json.loads(self.ok(*args, "-o", "json"))
+
+    def json_lines(self, *args):
+        return [json.loads(line) for line in self.ok(*args, "-o", "json").splitlines()]
+
+    def spawn(self, *args):
+        """A corralctl that runs until killed (by pid, in cleanup)."""
+        out = tempfile.TemporaryFile(mode="w+")
+        p = subprocess.Popen([CORRALCTL, "--socket", self.agent.socket, *args],
+                             stdout=out, stderr=subprocess.STDOUT, text=True)
+
+        def stop():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                p.wait(timeout=5)
+            out.close()
+        self.addCleanup(stop)
+
+        def read():
+            out.seek(0)
+            return out.read()
+        return p, read
+
+    def test_status_and_ps(self):
+        text = self.ok("status")
+        self.assertIn("running", text)
+        self.assertIn("2 of 2 workers READY", text)
+        self.assertIn("ID  PID", text)
+        s = self.json("status")
+        self.assertEqual(s["state"], "AGENT_STATE_RUNNING")
+        self.assertEqual(s["pid"], self.agent.proc.pid)
+        self.assertEqual(len(s["workers"]), 2)
+        self.assertIn("decision", s["sizing"])
+        workers = self.json("ps")
+        self.assertEqual([w["slot"] for w in workers], [0, 1])
+        self.assertEqual({w["state"] for w in workers}, {"WORKER_STATE_READY"})
+        lines = self.ok("ps").splitlines()
+        self.assertEqual(len(lines), 3)
+        self.assertIn("READY", lines[1])
+
+    def test_scale(self):
+        reply = self.json("scale", "3")
+        self.assertEqual(reply, {"previous_workers": 2, "target_workers": 3,
+                                 "auto_workers": False})
+        self.agent.wait_ready(3)
+        self.assertIn("scaled: 3 -> 1 workers", self.ok("scale", "1"))
+        self.assertIn("auto", self.ok("scale", "auto"))
+        code, out, err = self.ctl("scale", "-1")
+        self.assertEqual(code, 2)
+        self.assertIn("minimum is 1", err)
+
+    def test_reload_shows_progress(self):
+        out = self.ok("reload")
+        self.assertIn("reload: rolling 2 worker(s)", out)
+        self.assertIn("[1/2] worker 0: pid", out)
+        self.assertIn("[2/2] worker 1: pid", out)
+        self.assertIn("reload finished: 2 of 2", out)
+        self.agent.wait_ready(2)
+        phases = [p["phase"] for p in self.json_lines("reload")]
+        self.assertEqual(phases, ["STARTED", "SLOT_DONE", "SLOT_DONE", "FINISHED"])
+
+    def test_drain_resume_and_health(self):
+        self.assertIn("SERVING", self.ok("health"))
+        self.assertEqual(self.json("health"), {"liveness": "SERVING",
+                                               "readiness": "SERVING"})
+        probe = ["health", "--probe", f"127.0.0.1:{self.probe}"]
+        self.assertEqual(self.json(*probe, "--service", ""), {"": "SERVING"})
+        self.assertIn("draining", self.ok("drain"))
+        code, out, err = self.ctl("health")
+        self.assertEqual(code, 1)
+        self.assertIn("NOT_SERVING", out)
+        self.assertEqual(self.ctl(*probe)[0], 1)
+        code, out, err = self.ctl("reload")
+        self.assertEqual(code, 1)
+        self.assertIn("resume before reloading", err)
+        code, out, err = self.ctl("drain")
+        self.assertEqual(code, 1)
+        self.assertIn("already draining", err)
+        self.assertIn("resumed", self.ok("resume"))
+        wait_for(lambda: self.ctl("health")[0] == 0, what="ready again")
+        # The probe port serves health only.
+        code, out, err = corralctl("--socket", self.agent.socket, "health",
+                                   "--probe", f"127.0.0.1:{self.probe}",
+                                   "--service", "nope")
+        self.assertEqual(code, 1)
+        self.assertIn("unknown health service", err)
+
+    def test_restart_and_signal(self):
+        before = self.json("ps")
+        reply = self.json("restart", "1")
+        self.assertEqual(reply["worker"], 1)
+        self.assertEqual(reply["old_pid"], before[1]["pid"])
+        code, out, err = self.ctl("restart", "9")
+        self.assertEqual(code, 1)
+        self.assertIn("no worker 9", err)
+        self.assertIn("sent SIGUSR1 to worker 0", self.ok("signal", "0", "USR1"))
+        code, out, err = self.ctl("signal", "0", "NOPE")
+        self.assertEqual(code, 2)
+        self.assertIn("unknown signal", err)
+        code, out, err = self.ctl("signal", "5", "TERM")
+        self.assertEqual(code, 1)
+
+    def test_logs(self):
+        wait_for(lambda: len(self.ok("logs").splitlines()) >= 2, what="start lines")
+        lines = self.ok("logs").splitlines()
+        self.assertIn("[0] worker 0 gen 1 up", lines)
+        self.assertIn("[1] worker 1 gen 1 up", lines)
+        self.assertEqual(self.ok("logs", "-n", "1", "1").splitlines(),
+                         ["[1] worker 1 gen 1 up"])
+        records = self.json_lines("logs", "0")
+        self.assertEqual(records[0]["worker"], 0)
+        self.assertEqual(records[0]["text"], "worker 0 gen 1 up")
+        code, out, err = self.ctl("logs", "9")
+        self.assertEqual(code, 1)
+        self.assertIn("no worker 9", err)
+        p, read = self.spawn("logs", "-f", "-n", "0")
+        self.ok("restart", "0")
+        wait_for(lambda: "[0] worker 0 gen 2 up" in read(), what="a followed line")
+
+    def test_events(self):
+        p, read = self.spawn("events", "-o", "json")
+        # Events from now on: poke until the watch is in place.
+        wait_for(lambda: self.ok("scale", "3") and '"scaled"' in read(),
+                 what="a scaled event")
+        event = next(json.loads(line) for line in read().splitlines()
+                     if '"scaled"' in line)
+        self.assertEqual(event["level"], "info")
+        self.assertEqual(event["fields"]["to"], 3)
+        q, text = self.spawn("events", "--name", "worker_ready")
+        wait_for(lambda: self.ok("restart", "1") and "worker_ready" in text(),
+                 what="a worker_ready event")
+        self.assertNotIn("worker_spawned", text())
+
+    def test_top(self):
+        out = self.ok("top", "--count", "2", "--interval", "0.1")
+        self.assertEqual(out.count("corral top: agent running"), 2)
+        self.assertIn("CPU", out)
+        frames = self.json_lines("top", "--count", "1")
+        self.assertEqual(len(frames[0]["workers"]), 2)
+
+    def test_version(self):
+        out = self.ok("version")
+        self.assertIn("corralctl 0.1.0", out)
+        self.assertIn(f"pid {self.agent.proc.pid}", out)
+        self.assertEqual(self.json("version"), {"corralctl": "0.1.0", "agent": "0.1.0"})
+
+    def test_stop(self):
+        self.assertIn("stopping", self.ok("stop"))
+        self.assertEqual(self.agent.proc.wait(timeout=10), 0)
+        code, out, err = self.ctl("status")
+        self.assertEqual(code, 3)
+        self.assertIn("no such file", err)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
