@@ -4,8 +4,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "agent/supervisor/size_parse.h"
 
@@ -26,10 +26,9 @@ absl::Status BadValue(absl::string_view flag, absl::string_view value,
                       absl::string_view expected) {
   const std::string env = EnvName(flag);
   const char* from_env = getenv(env.c_str());
-  const std::string source =
-      from_env != nullptr && from_env == value
-          ? absl::StrCat(env, " (", flag, ")")
-          : std::string(flag);
+  const std::string source = from_env != nullptr && from_env == value
+                                 ? absl::StrCat(env, " (", flag, ")")
+                                 : std::string(flag);
   return absl::InvalidArgumentError(absl::StrCat(
       "invalid ", source, " value '", value, "': expected ", expected));
 }
@@ -54,7 +53,8 @@ absl::Status ParseReady(const std::string& text, Options& out) {
   }
   absl::string_view rest = text;
   if (absl::ConsumePrefix(&rest, "delay:")) {
-    absl::StatusOr<Duration> d = ParseDurationFlag("--ready", std::string(rest));
+    absl::StatusOr<Duration> d =
+        ParseDurationFlag("--ready", std::string(rest));
     if (!d.ok()) return d.status();
     out.ready = ReadyMode::kDelay;
     out.ready_delay = *d;
@@ -69,9 +69,11 @@ absl::Status ParseBackoff(const std::string& text, BackoffOptions& out) {
   if (parts.size() != 2) {
     return BadValue("--restart-backoff", text, "MIN,MAX (e.g. 100ms,30s)");
   }
-  absl::StatusOr<Duration> lo = ParseDurationFlag("--restart-backoff", parts[0]);
+  absl::StatusOr<Duration> lo =
+      ParseDurationFlag("--restart-backoff", parts[0]);
   if (!lo.ok()) return lo.status();
-  absl::StatusOr<Duration> hi = ParseDurationFlag("--restart-backoff", parts[1]);
+  absl::StatusOr<Duration> hi =
+      ParseDurationFlag("--restart-backoff", parts[1]);
   if (!hi.ok()) return hi.status();
   if (*lo <= Duration::zero() || *hi < *lo) {
     return BadValue("--restart-backoff", text, "0 < MIN <= MAX");
@@ -124,10 +126,9 @@ absl::Status ValidateControl(const RawFlags& raw, Options& o) {
   o.http_port = raw.http_port;
   o.probe_address = raw.probe_address;
   o.min_ready = raw.min_ready;
-  const int tls_set = !raw.control_tls_listen.empty() +
-                      !raw.control_tls_cert.empty() +
-                      !raw.control_tls_key.empty() +
-                      !raw.control_tls_client_ca.empty();
+  const int tls_set =
+      !raw.control_tls_listen.empty() + !raw.control_tls_cert.empty() +
+      !raw.control_tls_key.empty() + !raw.control_tls_client_ca.empty();
   if (tls_set != 0 && tls_set != 4) {
     return absl::InvalidArgumentError(
         "remote control needs all of --control-tls-listen, "
@@ -183,8 +184,9 @@ absl::StatusOr<Options> Validate(const RawFlags& raw,
   if (absl::Status s = ValidateSizingPolicy(o.sizing); !s.ok()) return s;
   if (o.workers && o.sizing.max_workers > 0 &&
       *o.workers > o.sizing.max_workers) {
-    return BadValue("--workers", raw.workers,
-                    absl::StrCat("at most --max-workers=", o.sizing.max_workers));
+    return BadValue(
+        "--workers", raw.workers,
+        absl::StrCat("at most --max-workers=", o.sizing.max_workers));
   }
   absl::StatusOr<WorkerMemoryBound> memory =
       ParseMaxWorkerMemory(raw.max_worker_memory);
@@ -326,8 +328,8 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
     return result;
   } catch (const CLI::ParseError& e) {
     result.exit_code = 2;
-    result.message = absl::StrCat("corral-agent: ", e.what(),
-                                  " (see corral-agent --help)");
+    result.message =
+        absl::StrCat("corral-agent: ", e.what(), " (see corral-agent --help)");
     return result;
   }
   std::vector<std::string> command = app.remaining();
@@ -337,16 +339,15 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
     // prefix_command() stops at the first argument it does not know; a
     // dash there is a mistyped flag, not a command.
     result.exit_code = 2;
-    result.message = absl::StrCat("corral-agent: unknown flag '",
-                                  command.front(),
-                                  "' (see corral-agent --help)");
+    result.message =
+        absl::StrCat("corral-agent: unknown flag '", command.front(),
+                     "' (see corral-agent --help)");
     return result;
   }
   absl::StatusOr<Options> options = Validate(raw, std::move(command));
   if (!options.ok()) {
     result.exit_code = 2;
-    result.message =
-        absl::StrCat("corral-agent: ", options.status().message());
+    result.message = absl::StrCat("corral-agent: ", options.status().message());
     return result;
   }
   result.options = std::move(*options);

@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <random>
@@ -19,8 +21,6 @@
 #include "agent/os/reaper.h"
 #include "agent/os/spawner.h"
 #include "agent/supervisor/size_parse.h"
-#include <boost/asio/post.hpp>
-#include <sys/socket.h>
 
 extern char** environ;
 
@@ -31,8 +31,9 @@ namespace {
 constexpr size_t kMaxLine = 16 * 1024;
 // Variables the agent sets for each worker; inherited copies are removed.
 constexpr std::string_view kOwnVariables[] = {
-    "LISTEN_FDS=",       "LISTEN_PID=",       "LISTEN_FDNAMES=",
-    "NOTIFY_SOCKET=",    "WATCHDOG_USEC=",    "WATCHDOG_PID=",
+    "LISTEN_FDS=",       "LISTEN_PID=",
+    "LISTEN_FDNAMES=",   "NOTIFY_SOCKET=",
+    "WATCHDOG_USEC=",    "WATCHDOG_PID=",
     "CORRAL_WORKER_ID=", "CORRAL_WORKER_GENERATION=",
     "NODE_CHANNEL_FD=",  "NODE_CHANNEL_SERIALIZATION_MODE="};
 // Worker lines kept for `corralctl logs`.
@@ -137,9 +138,8 @@ absl::Status Agent::Open() {
   std::random_device seed;
   auto rng = std::make_shared<std::mt19937_64>(seed());
   supervisor_ = std::make_unique<Supervisor>(
-      MakeConfig(options_, workers), &clock_, this, &logger_, [rng] {
-        return std::uniform_real_distribution<double>(0, 1)(*rng);
-      });
+      MakeConfig(options_, workers), &clock_, this, &logger_,
+      [rng] { return std::uniform_real_distribution<double>(0, 1)(*rng); });
   return absl::OkStatus();
 }
 
@@ -220,7 +220,8 @@ absl::StatusOr<pid_t> Agent::Spawn(const SpawnRequest& request) {
   StartReader(out[0], source, false);
   StartReader(err[0], {request.slot, request.generation, *pid, "stderr"},
               false);
-  if (ipc[0] >= 0) StartReader(ipc[0], {request.slot, request.generation, *pid, "ipc"}, true);
+  if (ipc[0] >= 0)
+    StartReader(ipc[0], {request.slot, request.generation, *pid, "ipc"}, true);
   return pid;
 }
 
@@ -256,19 +257,19 @@ int Agent::Run() {
   std::vector<std::string> addresses;
   for (const OpenListener& l : listeners_) addresses.push_back(l.address);
   const int workers = initial_workers_;
-  logger_.Emit(
-      Event{Level::kInfo, "agent_started",
-            absl::StrFormat("corral-agent pid %d%s: %d worker(s) of '%s'%s%s",
-                            getpid(), getpid() == 1 ? " (PID 1)" : "", workers,
-                            absl::StrJoin(options_.command, " "),
-                            addresses.empty() ? "" : " on ",
-                            absl::StrJoin(addresses, ", ")),
-            {}}
-          .With("pid", int64_t{getpid()})
-          .With("pid1", getpid() == 1)
-          .With("workers", int64_t{workers})
-          .With("listen", absl::StrJoin(addresses, ","))
-          .With("command", absl::StrJoin(options_.command, " ")));
+  logger_.Emit(Event{
+      Level::kInfo,
+      "agent_started",
+      absl::StrFormat("corral-agent pid %d%s: %d worker(s) of '%s'%s%s",
+                      getpid(), getpid() == 1 ? " (PID 1)" : "", workers,
+                      absl::StrJoin(options_.command, " "),
+                      addresses.empty() ? "" : " on ",
+                      absl::StrJoin(addresses, ", ")),
+      {}}.With("pid", int64_t{getpid()})
+                   .With("pid1", getpid() == 1)
+                   .With("workers", int64_t{workers})
+                   .With("listen", absl::StrJoin(addresses, ","))
+                   .With("command", absl::StrJoin(options_.command, " ")));
   WatchSignals();
   WatchNotify();
   Housekeeping();
@@ -312,14 +313,13 @@ void Agent::Housekeeping() {
 }
 
 void Agent::WatchSignals() {
-  signal_watch_.async_wait(
-      boost::asio::posix::stream_descriptor::wait_read,
-      [this](boost::system::error_code ec) {
-        if (ec) return;
-        OnSignals();
-        AfterEvent();
-        if (!supervisor_->done()) WatchSignals();
-      });
+  signal_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                           [this](boost::system::error_code ec) {
+                             if (ec) return;
+                             OnSignals();
+                             AfterEvent();
+                             if (!supervisor_->done()) WatchSignals();
+                           });
 }
 
 void Agent::ReapChildren() {
@@ -331,7 +331,8 @@ void Agent::ReapChildren() {
   for (const Reaped& r : reaped) {
     if (supervisor_->IsWorker(r.pid)) continue;
     ++orphans_reaped_;
-    Event e{Level::kInfo, "orphan_reaped",
+    Event e{Level::kInfo,
+            "orphan_reaped",
             absl::StrFormat("reaped adopted process %d (%s)", r.pid,
                             r.status.Describe()),
             {}};
@@ -357,15 +358,17 @@ void Agent::OnSignals() {
       ReapChildren();
       continue;
     }
-    logger_.Emit(Event{Level::kInfo, "signal_received",
-                       absl::StrCat("received ", SignalName(sig)),
-                       {}}
-                     .With("signal", std::string(SignalName(sig))));
+    logger_.Emit(Event{
+        Level::kInfo,
+        "signal_received",
+        absl::StrCat("received ", SignalName(sig)),
+        {}}.With("signal", std::string(SignalName(sig))));
     if (sig == SIGTERM || sig == SIGINT) {
       supervisor_->Shutdown(sig);
     } else if (sig == SIGHUP) {
       if (absl::Status s = supervisor_->Reload(); !s.ok()) {
-        logger_.Emit(Event{Level::kWarn, "reload_refused",
+        logger_.Emit(Event{Level::kWarn,
+                           "reload_refused",
                            absl::StrCat("SIGHUP ignored: ", s.message()),
                            {}});
       }
@@ -378,14 +381,13 @@ void Agent::OnSignals() {
 // --- notify socket --------------------------------------------------------
 
 void Agent::WatchNotify() {
-  notify_watch_->async_wait(
-      boost::asio::posix::stream_descriptor::wait_read,
-      [this](boost::system::error_code ec) {
-        if (ec) return;
-        OnNotifyReadable();
-        AfterEvent();
-        if (!supervisor_->done()) WatchNotify();
-      });
+  notify_watch_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                            [this](boost::system::error_code ec) {
+                              if (ec) return;
+                              OnNotifyReadable();
+                              AfterEvent();
+                              if (!supervisor_->done()) WatchNotify();
+                            });
 }
 
 void Agent::OnNotifyReadable() {
@@ -430,11 +432,11 @@ std::optional<pid_t> Agent::AttributeToWorker(pid_t sender) const {
 
 void Agent::Reject(pid_t pid, const std::string& reason) {
   ++notify_rejected_;
-  logger_.Emit(Event{Level::kWarn, "notify_rejected",
-                     absl::StrFormat("notify message from pid %d dropped: %s",
-                                     pid, reason),
-                     {}}
-                   .With("pid", int64_t{pid})
+  logger_.Emit(Event{
+      Level::kWarn,
+      "notify_rejected",
+      absl::StrFormat("notify message from pid %d dropped: %s", pid, reason),
+      {}}.With("pid", int64_t{pid})
                    .With("reason", reason));
 }
 
@@ -477,8 +479,7 @@ void Agent::ReadPipe(PipeReader* r) {
         r->pending.erase(0, start);
         while (r->pending.size() > kMaxLine) {
           OnWorkerLine(r->source,
-                             std::string_view(r->pending).substr(0, kMaxLine),
-                             true);
+                       std::string_view(r->pending).substr(0, kMaxLine), true);
           r->pending.erase(0, kMaxLine);
         }
         ReadPipe(r);
@@ -497,7 +498,8 @@ void Agent::DrainPipesSync() {
   for (auto& r : readers_) {
     if (r->ipc) continue;
     for (;;) {
-      ssize_t n = read(r->pipe.native_handle(), r->chunk.data(), r->chunk.size());
+      ssize_t n =
+          read(r->pipe.native_handle(), r->chunk.data(), r->chunk.size());
       if (n <= 0) break;
       r->pending.append(r->chunk.data(), static_cast<size_t>(n));
     }
@@ -560,20 +562,20 @@ void Agent::ReadSizing(bool apply) {
   absl::StatusOr<SizingInputs> inputs = cgroups_.Read();
   if (!inputs.ok()) {
     if (!apply) {
-      logger_.Emit(Event{Level::kWarn, "sizing_failed",
-                         absl::StrCat("cannot read the CPU limits (",
-                                      inputs.status().message(),
-                                      "); using the affinity mask"),
-                         {}});
+      logger_.Emit(Event{
+          Level::kWarn,
+          "sizing_failed",
+          absl::StrCat("cannot read the CPU limits (",
+                       inputs.status().message(), "); using the affinity mask"),
+          {}});
     }
     return;
   }
   const bool changed = !sizing_.inputs || !(*sizing_.inputs == *inputs);
   sizing_.inputs = *inputs;
   WorkerCount decision = DecideWorkers(*inputs, options_.sizing);
-  const int workers =
-      supervisor_ ? supervisor_->target_workers()
-                  : options_.workers.value_or(decision.workers);
+  const int workers = supervisor_ ? supervisor_->target_workers()
+                                  : options_.workers.value_or(decision.workers);
   sizing_.memory = DecideMemoryBudget(*inputs, std::max(workers, 1),
                                       options_.max_worker_memory);
   sizing_.decision = decision;
@@ -583,9 +585,11 @@ void Agent::ReadSizing(bool apply) {
                      .With("auto", sizing_.auto_mode)
                      .With("rule", std::string(SizingRuleName(decision.rule))));
     if (sizing_.memory->per_worker_bytes) {
-      logger_.Emit(Event{Level::kInfo, "memory_budget",
-                         sizing_.memory->explanation, {}}
-                       .With("bytes", *sizing_.memory->per_worker_bytes));
+      logger_.Emit(Event{
+          Level::kInfo,
+          "memory_budget",
+          sizing_.memory->explanation,
+          {}}.With("bytes", *sizing_.memory->per_worker_bytes));
     }
     return;
   }
@@ -605,15 +609,15 @@ void Agent::ReadSizing(bool apply) {
   }
   pending_workers_.reset();
   (void)changed;
-  logger_.Emit(Event{Level::kInfo, "rescale",
-                     absl::StrFormat("CPU limit changed: %s",
-                                     decision.explanation),
-                     {}}
-                   .With("from", int64_t{supervisor_->target_workers()})
+  logger_.Emit(Event{
+      Level::kInfo,
+      "rescale",
+      absl::StrFormat("CPU limit changed: %s", decision.explanation),
+      {}}.With("from", int64_t{supervisor_->target_workers()})
                    .With("to", int64_t{decision.workers}));
   if (absl::Status s = supervisor_->Scale(decision.workers); !s.ok()) {
-    logger_.Emit(Event{Level::kWarn, "rescale_refused",
-                       std::string(s.message()), {}});
+    logger_.Emit(
+        Event{Level::kWarn, "rescale_refused", std::string(s.message()), {}});
   }
 }
 
@@ -641,21 +645,21 @@ void Agent::SampleUsage() {
           std::chrono::duration<double>(now - it->second.at).count();
       if (secs > 0) {
         sample.usage.cpu_percent =
-            100.0 * (sample.ticks - it->second.ticks) / ticks_per_second /
-            secs;
+            100.0 * (sample.ticks - it->second.ticks) / ticks_per_second / secs;
       }
       sample.over_memory = it->second.over_memory;
     }
     if (bound > 0 && w.state == WorkerState::kReady &&
         sample.usage.rss_bytes > bound) {
       if (++sample.over_memory >= kMemorySamples) {
-        Event e{Level::kWarn, "memory_replace",
-                absl::StrFormat("worker %d (pid %d) RSS %s is over "
-                                "--max-worker-memory %s: replacing it",
-                                w.slot, w.pid,
-                                FormatSize(sample.usage.rss_bytes),
-                                FormatSize(bound)),
-                {}};
+        Event e{
+            Level::kWarn,
+            "memory_replace",
+            absl::StrFormat("worker %d (pid %d) RSS %s is over "
+                            "--max-worker-memory %s: replacing it",
+                            w.slot, w.pid, FormatSize(sample.usage.rss_bytes),
+                            FormatSize(bound)),
+            {}};
         e.With("worker", int64_t{w.slot})
             .With("pid", int64_t{w.pid})
             .With("rss_bytes", sample.usage.rss_bytes)
@@ -668,11 +672,11 @@ void Agent::SampleUsage() {
           ++memory_replacements_;
           sample.over_memory = 0;
         } else if (sample.over_memory == kMemorySamples) {
-          logger_.Emit(Event{Level::kWarn, "memory_replace_refused",
-                             absl::StrFormat("worker %d: %s; will retry",
-                                             w.slot, s.message()),
-                             {}}
-                           .With("worker", int64_t{w.slot}));
+          logger_.Emit(Event{
+              Level::kWarn,
+              "memory_replace_refused",
+              absl::StrFormat("worker %d: %s; will retry", w.slot, s.message()),
+              {}}.With("worker", int64_t{w.slot}));
         }
       }
     } else {
@@ -727,9 +731,8 @@ absl::Status Agent::ScaleTo(std::optional<int> workers) {
         "cannot scale to %d workers: --max-workers is %d", *workers, max));
   }
   if (*workers > 4096) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("cannot scale to %d workers: the limit is 4096",
-                        *workers));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cannot scale to %d workers: the limit is 4096", *workers));
   }
   if (absl::Status s = supervisor_->Scale(*workers); !s.ok()) return s;
   sizing_.auto_mode = false;
@@ -766,8 +769,6 @@ void Agent::RemoveObserver(int id) {
   log_observers_.erase(id);
 }
 
-bool Agent::stopping() const {
-  return supervisor_->shutting_down();
-}
+bool Agent::stopping() const { return supervisor_->shutting_down(); }
 
 }  // namespace corral::agent

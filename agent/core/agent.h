@@ -24,8 +24,8 @@
 #include "absl/status/statusor.h"
 #include "agent/core/control.h"
 #include "agent/core/logger.h"
-#include "agent/os/cgroup_reader.h"
 #include "agent/options.h"
+#include "agent/os/cgroup_reader.h"
 #include "agent/os/listen_socket.h"
 #include "agent/os/log_writer.h"
 #include "agent/os/notify_socket.h"
@@ -94,8 +94,7 @@ class Agent : public ProcessControl, public AgentControl {
   std::optional<pid_t> AttributeToWorker(pid_t sender) const;
   void Reject(pid_t pid, const std::string& reason);
   void StartReader(int fd, const LineSource& source, bool ipc);
-  void OnWorkerLine(const LineSource& source, std::string_view text,
-                    bool cont);
+  void OnWorkerLine(const LineSource& source, std::string_view text, bool cont);
   void OnIpcLine(pid_t pid, std::string_view line);
   int InitialWorkers();
   void ReadSizing(bool apply);

@@ -38,7 +38,7 @@ struct WorkerUsage {
 
 // The sizing inputs last read and what they decided.
 struct SizingState {
-  bool auto_mode = true;           // --workers=auto (or Scale to auto)
+  bool auto_mode = true;  // --workers=auto (or Scale to auto)
   std::optional<SizingInputs> inputs;
   std::optional<WorkerCount> decision;
   std::optional<MemoryBudget> memory;

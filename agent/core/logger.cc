@@ -37,9 +37,7 @@ void AppendJsonValue(std::string* out, const FieldValue& v) {
 // Length of the valid UTF-8 sequence at s[i], or 0 when it is not valid
 // (overlong forms, surrogates and code points past U+10FFFF included).
 static size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) {
-    return static_cast<unsigned char>(s[k]);
-  };
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = byte(i);
   size_t len;
   uint32_t cp;
@@ -165,10 +163,11 @@ void Logger::ReportDropped() {
   uint64_t n = writer_->TakeDropped();
   if (n == 0) return;
   dropped_total_ += n;
-  Emit(Event{Level::kWarn, "log_lines_dropped",
-             absl::StrFormat("stdout is slow: %d log line(s) dropped", n),
-             {}}
-           .With("count", static_cast<int64_t>(n)));
+  Emit(Event{
+      Level::kWarn,
+      "log_lines_dropped",
+      absl::StrFormat("stdout is slow: %d log line(s) dropped", n),
+      {}}.With("count", static_cast<int64_t>(n)));
 }
 
 void Logger::Write(std::string line) { writer_->Write(std::move(line)); }

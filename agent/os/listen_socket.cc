@@ -21,9 +21,9 @@ namespace {
 constexpr int kBacklog = 4096;  // the kernel caps it at net.core.somaxconn
 
 absl::Status Bad(absl::string_view text, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "invalid --listen value '", text, "': ", why,
-      " (expected [NAME=]tcp://HOST:PORT or [NAME=]unix:PATH)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid --listen value '", text, "': ", why,
+                   " (expected [NAME=]tcp://HOST:PORT or [NAME=]unix:PATH)"));
 }
 
 std::string Describe(const sockaddr* sa) {
@@ -117,8 +117,8 @@ absl::StatusOr<OpenListener> OpenListenSocket(const ListenSpec& spec) {
   int err = 0;
   std::string where = absl::StrCat("tcp://", spec.host, ":", spec.port);
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd =
+        socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
       err = errno;
       continue;

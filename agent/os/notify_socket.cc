@@ -25,8 +25,7 @@ absl::StatusOr<NotifySocket> NotifySocket::Create(size_t max_message) {
   }
   uint64_t nonce = 0;
   if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce)) nonce = 0;
-  std::string name =
-      absl::StrFormat("corral-notify-%d-%016x", getpid(), nonce);
+  std::string name = absl::StrFormat("corral-notify-%d-%016x", getpid(), nonce);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   addr.sun_path[0] = '\0';  // abstract namespace
@@ -54,8 +53,8 @@ NotifySocket::~NotifySocket() {
 std::optional<NotifyDatagram> NotifySocket::Receive() {
   std::vector<char> buf(max_message_ + 1);
   iovec iov{buf.data(), buf.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) +
-                                CMSG_SPACE(sizeof(int) * 16)];
+  alignas(cmsghdr) char
+      control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * 16)];
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -68,7 +67,8 @@ std::optional<NotifyDatagram> NotifySocket::Receive() {
   if (n < 0) return std::nullopt;  // EAGAIN: nothing pending
 
   NotifyDatagram d;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+       c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET) continue;
     if (c->cmsg_type == SCM_CREDENTIALS &&
         c->cmsg_len == CMSG_LEN(sizeof(ucred))) {

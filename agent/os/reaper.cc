@@ -17,8 +17,9 @@ std::vector<Reaped> ReapAll() {
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid < 0 && errno == EINTR) continue;
     if (pid <= 0) break;  // 0: children left but none exited; -1: ECHILD
-    ExitStatus es = WIFSIGNALED(status) ? ExitStatus::Signaled(WTERMSIG(status))
-                                        : ExitStatus::Exited(WEXITSTATUS(status));
+    ExitStatus es = WIFSIGNALED(status)
+                        ? ExitStatus::Signaled(WTERMSIG(status))
+                        : ExitStatus::Exited(WEXITSTATUS(status));
     out.push_back({pid, es});
   }
   return out;

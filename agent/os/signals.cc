@@ -17,8 +17,16 @@ sigset_t AgentSignalSet() {
   sigemptyset(&set);
   for (int sig = 1; sig < 32; ++sig) {
     switch (sig) {
-      case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGFPE:
-      case SIGILL: case SIGTRAP: case SIGSYS: case SIGABRT: case SIGPIPE:
+      case SIGKILL:
+      case SIGSTOP:
+      case SIGSEGV:
+      case SIGBUS:
+      case SIGFPE:
+      case SIGILL:
+      case SIGTRAP:
+      case SIGSYS:
+      case SIGABRT:
+      case SIGPIPE:
         continue;
       default:
         sigaddset(&set, sig);

@@ -114,7 +114,8 @@ void WritePid(char* out, pid_t pid) {
 ChildPlan Prepare(const SpawnPlan& plan) {
   ChildPlan c;
   c.path = plan.path.c_str();
-  for (const std::string& a : plan.argv) c.argv.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : plan.argv)
+    c.argv.push_back(const_cast<char*>(a.c_str()));
   c.argv.push_back(nullptr);
   c.env_storage.reserve(plan.env.size());
   for (const std::string& e : plan.env) {
@@ -230,10 +231,8 @@ absl::StatusOr<std::string> FindExecutable(const std::string& name,
   }
   absl::Status denied = absl::OkStatus();
   for (absl::string_view dir : absl::StrSplit(
-           path_env.empty() ? "/usr/local/bin:/usr/bin:/bin" : path_env,
-           ':')) {
-    std::string candidate =
-        absl::StrCat(dir.empty() ? "." : dir, "/", name);
+           path_env.empty() ? "/usr/local/bin:/usr/bin:/bin" : path_env, ':')) {
+    std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", name);
     absl::Status s = check(candidate);
     if (s.ok()) return candidate;
     if (absl::IsPermissionDenied(s) && denied.ok()) denied = s;

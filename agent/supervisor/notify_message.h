@@ -15,11 +15,11 @@ namespace corral::agent {
 inline constexpr size_t kMaxNotifyMessage = 4096;
 
 struct NotifyMessage {
-  bool ready = false;     // READY=1
-  bool stopping = false;  // STOPPING=1
-  bool watchdog = false;  // WATCHDOG=1
-  std::optional<std::string> status;          // STATUS=...
-  std::optional<Duration> extend_timeout;     // EXTEND_TIMEOUT_USEC=...
+  bool ready = false;                      // READY=1
+  bool stopping = false;                   // STOPPING=1
+  bool watchdog = false;                   // WATCHDOG=1
+  std::optional<std::string> status;       // STATUS=...
+  std::optional<Duration> extend_timeout;  // EXTEND_TIMEOUT_USEC=...
 };
 
 // Parses one datagram. Unknown keys are ignored (as systemd does); a line

@@ -36,7 +36,8 @@ class ProcessControl {
   // Sends `sig` to every descendant of the agent outside the process groups
   // in `worker_groups` (adopted orphans, grandchildren that left the group).
   // Returns how many processes were signalled.
-  virtual int SignalStrays(int sig, const std::vector<pid_t>& worker_groups) = 0;
+  virtual int SignalStrays(int sig,
+                           const std::vector<pid_t>& worker_groups) = 0;
 
   // True while the agent has any child at all (workers or adopted).
   virtual bool HasChildren() = 0;

@@ -13,8 +13,8 @@ Duration RestartDelay(int consecutive_failures, const BackoffOptions& options,
                 std::pow(2.0, std::min(consecutive_failures - 2, 62));
   double capped = std::min(base, static_cast<double>(options.max.count()));
   double factor = 1.0 + options.jitter * (2.0 * unit_random() - 1.0);
-  double jittered = std::min(capped * factor,
-                             static_cast<double>(options.max.count()));
+  double jittered =
+      std::min(capped * factor, static_cast<double>(options.max.count()));
   return Duration(static_cast<Duration::rep>(std::max(jittered, 0.0)));
 }
 

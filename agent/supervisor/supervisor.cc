@@ -90,7 +90,8 @@ void Supervisor::SpawnSlot(int slot, bool replacement) {
   if (!pid.ok()) {
     const int code = absl::IsNotFound(pid.status()) ? 127 : 126;
     s.last_exit = std::string(pid.status().message());
-    Event e{Level::kError, "exec_failed",
+    Event e{Level::kError,
+            "exec_failed",
             absl::StrFormat("worker %d: %s", slot, pid.status().message()),
             {}};
     e.With("worker", int64_t{slot})
@@ -114,11 +115,11 @@ void Supervisor::SpawnSlot(int slot, bool replacement) {
   p.replacement = replacement;
   procs_.push_back(p);
   if (replacement) reload_->candidate = *pid;
-  events_->Emit(WorkerEvent(
-      Level::kInfo, "worker_spawned",
-      absl::StrFormat("worker %d (gen %d) started as pid %d", slot,
-                      generation, *pid),
-      p));
+  events_->Emit(
+      WorkerEvent(Level::kInfo, "worker_spawned",
+                  absl::StrFormat("worker %d (gen %d) started as pid %d", slot,
+                                  generation, *pid),
+                  p));
 }
 
 void Supervisor::MarkReady(Process& p) {
@@ -149,9 +150,10 @@ void Supervisor::MarkReady(Process& p) {
     }
   }
   slots_[slot].restart_at.reset();
-  Event e{Level::kInfo, "reload_slot_done",
-          absl::StrFormat("worker %d rolled: pid %d replaces %d", slot,
-                          new_pid, old_pid),
+  Event e{Level::kInfo,
+          "reload_slot_done",
+          absl::StrFormat("worker %d rolled: pid %d replaces %d", slot, new_pid,
+                          old_pid),
           {}};
   e.With("worker", int64_t{slot})
       .With("old_pid", int64_t{old_pid})
@@ -210,11 +212,11 @@ void Supervisor::HandleWorkerExit(const Process& p, ExitStatus status) {
   }
   const bool planned = p.ready_at && p.said_stopping && status.Clean();
   const bool expected = p.retiring || planned;
-  Event e = WorkerEvent(
-      expected ? Level::kInfo : Level::kWarn, "worker_exited",
-      absl::StrFormat("worker %d (gen %d, pid %d) exited: %s", p.slot,
-                      p.generation, p.pid, s.last_exit),
-      p);
+  Event e =
+      WorkerEvent(expected ? Level::kInfo : Level::kWarn, "worker_exited",
+                  absl::StrFormat("worker %d (gen %d, pid %d) exited: %s",
+                                  p.slot, p.generation, p.pid, s.last_exit),
+                  p);
   AddExitFields(e, status);
   e.With("expected", expected);
   events_->Emit(e);
@@ -244,15 +246,15 @@ void Supervisor::ScheduleRestart(int slot, bool failure) {
   Slot& s = slots_[slot];
   if (failure) s.consecutive_failures++;
   if (mode_ != Mode::kRunning || slot >= target_) return;
-  const Duration delay =
-      failure ? RestartDelay(s.consecutive_failures, config_.backoff,
-                             unit_random_)
-              : Duration::zero();
+  const Duration delay = failure ? RestartDelay(s.consecutive_failures,
+                                                config_.backoff, unit_random_)
+                                 : Duration::zero();
   s.restart_at = clock_->Now() + delay;
-  Event e{Level::kInfo, "worker_restart_scheduled",
-          absl::StrFormat("worker %d restarts in %.0f ms", slot,
-                          ToMillis(delay)),
-          {}};
+  Event e{
+      Level::kInfo,
+      "worker_restart_scheduled",
+      absl::StrFormat("worker %d restarts in %.0f ms", slot, ToMillis(delay)),
+      {}};
   e.With("worker", int64_t{slot}).With("delay_ms", ToMillis(delay));
   events_->Emit(e);
   CheckGiveUp();
@@ -269,11 +271,11 @@ void Supervisor::CheckGiveUp() {
   }
   exit_code_ = 1;
   events_->Emit(Event{
-      Level::kError, "gave_up",
+      Level::kError,
+      "gave_up",
       absl::StrFormat("giving up: no worker ever became ready; each of %d "
                       "slot(s) failed %d times in a row; last: %s",
-                      target_, config_.give_up_failures,
-                      slots_[0].last_exit),
+                      target_, config_.give_up_failures, slots_[0].last_exit),
       {}});
   mode_ = Mode::kShuttingDown;
   BeginStopping();
@@ -288,15 +290,13 @@ void Supervisor::OnNotify(pid_t pid, const NotifyMessage& message) {
   const TimePoint now = clock_->Now();
   if (message.status && *message.status != p->status) {
     p->status = *message.status;
-    events_->Emit(WorkerEvent(Level::kInfo, "worker_status",
-                              absl::StrFormat("worker %d: %s", p->slot,
-                                              p->status),
-                              *p)
-                      .With("status", p->status));
+    events_->Emit(
+        WorkerEvent(Level::kInfo, "worker_status",
+                    absl::StrFormat("worker %d: %s", p->slot, p->status), *p)
+            .With("status", p->status));
   }
   if (message.watchdog || message.ready) p->last_ping = now;
-  if (message.extend_timeout && p->state != WorkerState::kReady &&
-      !p->killed) {
+  if (message.extend_timeout && p->state != WorkerState::kReady && !p->killed) {
     p->deadline = std::max(p->deadline, now + *message.extend_timeout);
   }
   if (message.stopping && !p->said_stopping) {
@@ -320,7 +320,8 @@ void Supervisor::Tick() {
     if (p == nullptr || p->killed) continue;
     switch (p->state) {
       case WorkerState::kStarting:
-        if (config_.ready_delay && now >= p->spawned_at + *config_.ready_delay) {
+        if (config_.ready_delay &&
+            now >= p->spawned_at + *config_.ready_delay) {
           MarkReady(*p);
         } else if (now >= p->deadline) {
           Kill(*p, "ready_timeout");
@@ -336,14 +337,14 @@ void Supervisor::Tick() {
           p->deadline = now + config_.abort_grace;
           processes_->SignalProcess(p->pid, SIGABRT);
           events_->Emit(
-              WorkerEvent(Level::kWarn, "worker_killed",
-                          absl::StrFormat("worker %d (pid %d) sent no "
-                                          "WATCHDOG=1 for %.0f ms: SIGABRT, "
-                                          "SIGKILL in %.0f ms",
-                                          p->slot, p->pid,
-                                          ToMillis(now - p->last_ping),
-                                          ToMillis(config_.abort_grace)),
-                          *p)
+              WorkerEvent(
+                  Level::kWarn, "worker_killed",
+                  absl::StrFormat("worker %d (pid %d) sent no "
+                                  "WATCHDOG=1 for %.0f ms: SIGABRT, "
+                                  "SIGKILL in %.0f ms",
+                                  p->slot, p->pid, ToMillis(now - p->last_ping),
+                                  ToMillis(config_.abort_grace)),
+                  *p)
                   .With("reason", std::string("watchdog"))
                   .With("signal", std::string("SIGABRT")));
         } else if (p->aborted && now >= p->deadline) {
@@ -378,7 +379,8 @@ void Supervisor::Tick() {
     BeginKilling();
   } else if (phase_ == Phase::kKilling && now >= phase_deadline_) {
     if (mode_ == Mode::kShuttingDown) {
-      events_->Emit(Event{Level::kError, "reap_timeout",
+      events_->Emit(Event{Level::kError,
+                          "reap_timeout",
                           "descendants still not reaped after SIGKILL; "
                           "exiting anyway",
                           {}});
@@ -443,10 +445,11 @@ absl::Status Supervisor::Reload() {
   reload_ = ReloadState{};
   reload_->reason = "reload";
   for (int slot = 0; slot < target_; ++slot) reload_->slots.push_back(slot);
-  events_->Emit(Event{Level::kInfo, "reload_started",
-                      absl::StrFormat("rolling reload of %d worker(s)",
-                                      target_),
-                      {}});
+  events_->Emit(
+      Event{Level::kInfo,
+            "reload_started",
+            absl::StrFormat("rolling reload of %d worker(s)", target_),
+            {}});
   ReloadStep();
   return absl::OkStatus();
 }
@@ -485,9 +488,11 @@ void Supervisor::ReloadStep() {
   if (!reload_) return;
   const std::string reason = reload_->reason;
   reload_.reset();
-  events_->Emit(Event{Level::kInfo, "reload_finished",
-                      absl::StrCat(reason, " finished"), {}}
-                    .With("reason", reason));
+  events_->Emit(Event{
+      Level::kInfo,
+      "reload_finished",
+      absl::StrCat(reason, " finished"),
+      {}}.With("reason", reason));
 }
 
 void Supervisor::ReloadAbort(const std::string& reason) {
@@ -500,7 +505,8 @@ void Supervisor::ReloadAbort(const std::string& reason) {
     }
   }
   reload_.reset();
-  Event e{Level::kError, "reload_aborted",
+  Event e{Level::kError,
+          "reload_aborted",
           absl::StrFormat("reload stopped at worker %d: %s; the old worker "
                           "keeps serving",
                           slot, reason),
@@ -524,7 +530,8 @@ absl::Status Supervisor::Scale(int workers) {
   }
   const int old = target_;
   target_ = workers;
-  events_->Emit(Event{Level::kInfo, "scaled",
+  events_->Emit(Event{Level::kInfo,
+                      "scaled",
                       absl::StrFormat("workers %d -> %d", old, workers),
                       {}}
                     .With("from", int64_t{old})
@@ -557,11 +564,11 @@ int Supervisor::ForwardSignal(int sig) {
     processes_->SignalGroup(p.pid, sig);
     ++count;
   }
-  events_->Emit(Event{Level::kInfo, "signal_forwarded",
-                      absl::StrFormat("%s sent to %d worker group(s)",
-                                      SignalName(sig), count),
-                      {}}
-                    .With("signal", SignalName(sig))
+  events_->Emit(Event{
+      Level::kInfo,
+      "signal_forwarded",
+      absl::StrFormat("%s sent to %d worker group(s)", SignalName(sig), count),
+      {}}.With("signal", SignalName(sig))
                     .With("workers", int64_t{count}));
   return count;
 }
@@ -578,7 +585,8 @@ absl::Status Supervisor::Drain() {
   for (auto& [slot, s] : slots_) s.restart_at.reset();
   phase_ = Phase::kDelay;
   phase_deadline_ = clock_->Now() + config_.drain_delay;
-  events_->Emit(Event{Level::kInfo, "drain_started",
+  events_->Emit(Event{Level::kInfo,
+                      "drain_started",
                       absl::StrFormat("not ready; stopping workers in %.0f ms",
                                       ToMillis(config_.drain_delay)),
                       {}});
@@ -589,9 +597,9 @@ absl::Status Supervisor::Drain() {
 
 absl::Status Supervisor::Resume() {
   if (mode_ != Mode::kDraining) {
-    return absl::FailedPreconditionError(
-        mode_ == Mode::kRunning ? "workers are not drained"
-                                : "the agent is shutting down");
+    return absl::FailedPreconditionError(mode_ == Mode::kRunning
+                                             ? "workers are not drained"
+                                             : "the agent is shutting down");
   }
   mode_ = Mode::kRunning;
   phase_ = Phase::kNone;
@@ -611,7 +619,8 @@ absl::Status Supervisor::Resume() {
 void Supervisor::Shutdown(int signal) {
   if (mode_ == Mode::kShuttingDown) {
     if (phase_ == Phase::kDone) return;
-    events_->Emit(Event{Level::kWarn, "shutdown_hurried",
+    events_->Emit(Event{Level::kWarn,
+                        "shutdown_hurried",
                         absl::StrFormat("second %s: cutting the drain short",
                                         SignalName(signal)),
                         {}});
@@ -625,13 +634,13 @@ void Supervisor::Shutdown(int signal) {
   }
   const bool was_drained = mode_ == Mode::kDraining;
   mode_ = Mode::kShuttingDown;
-  events_->Emit(Event{Level::kInfo, "shutdown_started",
-                      absl::StrFormat("%s: draining for %.0f ms, then "
-                                      "stopping workers",
-                                      SignalName(signal),
-                                      ToMillis(config_.drain_delay)),
-                      {}}
-                    .With("signal", SignalName(signal)));
+  events_->Emit(Event{
+      Level::kInfo,
+      "shutdown_started",
+      absl::StrFormat("%s: draining for %.0f ms, then "
+                      "stopping workers",
+                      SignalName(signal), ToMillis(config_.drain_delay)),
+      {}}.With("signal", SignalName(signal)));
   if (reload_) ReloadAbort("shutting down");
   for (auto& [slot, s] : slots_) s.restart_at.reset();
   if (!was_drained || phase_ == Phase::kNone) {
@@ -666,11 +675,11 @@ void Supervisor::BeginKilling() {
     const int strays = processes_->SignalStrays(SIGKILL, {});
     if (strays > 0) {
       anything_killed_ = true;
-      events_->Emit(Event{Level::kWarn, "strays_killed",
-                          absl::StrFormat("%d other descendant(s) killed",
-                                          strays),
-                          {}}
-                        .With("count", int64_t{strays}));
+      events_->Emit(Event{
+          Level::kWarn,
+          "strays_killed",
+          absl::StrFormat("%d other descendant(s) killed", strays),
+          {}}.With("count", int64_t{strays}));
     }
   }
 }
@@ -680,8 +689,10 @@ void Supervisor::MaybeFinish() {
   if (mode_ == Mode::kDraining &&
       (phase_ == Phase::kStopping || phase_ == Phase::kKilling)) {
     phase_ = Phase::kNone;
-    events_->Emit(Event{Level::kInfo, "drain_finished",
-                        "every worker stopped; the agent stays up", {}});
+    events_->Emit(Event{Level::kInfo,
+                        "drain_finished",
+                        "every worker stopped; the agent stays up",
+                        {}});
     return;
   }
   if (mode_ != Mode::kShuttingDown) return;
@@ -695,7 +706,8 @@ void Supervisor::MaybeFinish() {
 void Supervisor::Finish() {
   phase_ = Phase::kDone;
   if (anything_killed_) exit_code_ = 1;
-  events_->Emit(Event{Level::kInfo, "shutdown_finished",
+  events_->Emit(Event{Level::kInfo,
+                      "shutdown_finished",
                       absl::StrFormat("exiting with status %d", exit_code_),
                       {}}
                     .With("exit_code", int64_t{exit_code_})
@@ -735,9 +747,9 @@ std::vector<WorkerView> Supervisor::Workers() const {
   }
   for (const auto& [slot, s] : slots_) {
     if (slot >= target_) continue;
-    bool has_process = std::any_of(
-        procs_.begin(), procs_.end(),
-        [slot = slot](const Process& p) { return p.slot == slot; });
+    bool has_process =
+        std::any_of(procs_.begin(), procs_.end(),
+                    [slot = slot](const Process& p) { return p.slot == slot; });
     if (has_process) continue;
     WorkerView v;
     v.slot = slot;
@@ -747,9 +759,10 @@ std::vector<WorkerView> Supervisor::Workers() const {
     v.last_exit = s.last_exit;
     out.push_back(v);
   }
-  std::sort(out.begin(), out.end(), [](const WorkerView& a, const WorkerView& b) {
-    return a.slot != b.slot ? a.slot < b.slot : a.generation < b.generation;
-  });
+  std::sort(
+      out.begin(), out.end(), [](const WorkerView& a, const WorkerView& b) {
+        return a.slot != b.slot ? a.slot < b.slot : a.generation < b.generation;
+      });
   return out;
 }
 

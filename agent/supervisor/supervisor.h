@@ -124,9 +124,9 @@ class Supervisor {
     TimePoint spawned_at;
     std::optional<TimePoint> ready_at;
     TimePoint last_ping;
-    TimePoint deadline;  // ready timeout, stop timeout or abort grace
-    bool retiring = false;     // stopped on purpose; its exit is expected
-    bool replacement = false;  // reload candidate, not yet the slot's own
+    TimePoint deadline;          // ready timeout, stop timeout or abort grace
+    bool retiring = false;       // stopped on purpose; its exit is expected
+    bool replacement = false;    // reload candidate, not yet the slot's own
     bool said_stopping = false;  // sent STOPPING=1 itself
     bool aborted = false;        // watchdog sent SIGABRT
     bool killed = false;         // we sent SIGKILL

@@ -3,12 +3,11 @@
 #include "agent/os/log_writer.h"
 
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "agent/core/logger.h"
 
@@ -25,8 +24,9 @@ TEST(JsonTest, KeepsValidUtf8AndReplacesInvalidBytes) {
   std::string out;
   // é (2 bytes), € (3), 😀 (4), then a lone continuation byte, a truncated
   // sequence, an overlong '/', and an encoded surrogate.
-  AppendJsonString(&out, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\x80|\xe2\x82|"
-                         "\xc0\xaf|\xed\xa0\x80");
+  AppendJsonString(&out,
+                   "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\x80|\xe2\x82|"
+                   "\xc0\xaf|\xed\xa0\x80");
   EXPECT_EQ(out,
             "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\\ufffd|\\ufffd\\ufffd|"
             "\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd\"");
@@ -75,9 +75,10 @@ TEST(LoggerTest, FormatsWorkerLinesAsJson) {
   ssize_t n = read(p[0], buf, sizeof(buf));
   ASSERT_GT(n, 0);
   std::string line(buf, n);
-  EXPECT_THAT(line, ::testing::HasSubstr(
-                        R"("src":"worker","worker":2,"gen":5,"pid":1234,)"
-                        R"("stream":"stderr","msg":"oops \"x\"","cont":true})"));
+  EXPECT_THAT(line,
+              ::testing::HasSubstr(
+                  R"("src":"worker","worker":2,"gen":5,"pid":1234,)"
+                  R"("stream":"stderr","msg":"oops \"x\"","cont":true})"));
   close(p[0]);
   close(p[1]);
 }

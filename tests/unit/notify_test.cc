@@ -1,11 +1,10 @@
 // sd_notify messages: parsing, and the real socket with credentials.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "agent/os/notify_socket.h"
 #include "agent/supervisor/notify_message.h"
@@ -32,7 +31,8 @@ TEST(NotifyMessageTest, RejectsMalformedAndOversized) {
   EXPECT_FALSE(ParseNotifyMessage("=1").ok());
   EXPECT_FALSE(ParseNotifyMessage(std::string("READY=1\0x", 9)).ok());
   EXPECT_FALSE(ParseNotifyMessage("EXTEND_TIMEOUT_USEC=soon").ok());
-  EXPECT_FALSE(ParseNotifyMessage(std::string(kMaxNotifyMessage + 1, 'a')).ok());
+  EXPECT_FALSE(
+      ParseNotifyMessage(std::string(kMaxNotifyMessage + 1, 'a')).ok());
 }
 
 class NotifySocketTest : public ::testing::Test {

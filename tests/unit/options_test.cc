@@ -2,17 +2,16 @@
 // code and message for every kind of bad input.
 #include "agent/options.h"
 
-#include <stdlib.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 namespace corral::agent {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 ParsedCommandLine Parse(std::vector<const char*> args) {
   args.insert(args.begin(), "corral-agent");
@@ -34,10 +33,10 @@ TEST(OptionsTest, DefaultsFitKubernetesGracePeriod) {
 TEST(OptionsTest, ParsesEveryFlag) {
   ParsedCommandLine p = Parse(
       {"--workers=3", "--listen=web=tcp://127.0.0.1:8080",
-       "--listen=unix:/tmp/x.sock", "--ready=delay:1.5s",
-       "--ready-timeout=10s", "--stop-timeout", "7s", "--drain-delay=250ms",
-       "--watchdog=2s", "--restart-backoff=50ms,5s", "--log-format=json",
-       "--", "app", "--flag-for-app"});
+       "--listen=unix:/tmp/x.sock", "--ready=delay:1.5s", "--ready-timeout=10s",
+       "--stop-timeout", "7s", "--drain-delay=250ms", "--watchdog=2s",
+       "--restart-backoff=50ms,5s", "--log-format=json", "--", "app",
+       "--flag-for-app"});
   ASSERT_TRUE(p.options) << p.message;
   const Options& o = *p.options;
   EXPECT_EQ(o.workers, 3);

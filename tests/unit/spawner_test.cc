@@ -5,6 +5,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,9 +18,6 @@
 #include <set>
 #include <sstream>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "agent/os/procfs.h"
 #include "agent/os/reaper.h"
@@ -80,8 +79,8 @@ SpawnPlan SleepPlan() {
   SpawnPlan plan;
   plan.path = "/bin/sleep";
   plan.argv = {"sleep", "30"};
-  plan.env = {"PATH=/usr/bin:/bin", "LISTEN_PID=", "WATCHDOG_PID=",
-              "LISTEN_FDS=2"};
+  plan.env = {"PATH=/usr/bin:/bin",
+              "LISTEN_PID=", "WATCHDOG_PID=", "LISTEN_FDS=2"};
   plan.stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   plan.stdout_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
   plan.stderr_fd = plan.stdout_fd;
@@ -105,7 +104,8 @@ TEST(SpawnerTest, ChildGetsEmptyMaskDefaultDispositionsOwnGroupAndPid) {
   sigset_t all, saved;
   sigfillset(&all);
   ASSERT_EQ(sigprocmask(SIG_BLOCK, &all, &saved), 0);
-  struct sigaction ign {}, old_pipe {}, old_usr1 {};
+  struct sigaction ign {
+  }, old_pipe{}, old_usr1{};
   ign.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &ign, &old_pipe);
   sigaction(SIGUSR1, &ign, &old_usr1);
@@ -126,10 +126,10 @@ TEST(SpawnerTest, ChildGetsEmptyMaskDefaultDispositionsOwnGroupAndPid) {
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(st->pgid, pid) << "the worker must lead its own process group";
   std::string env = Environ(pid);
-  EXPECT_THAT(env, ::testing::HasSubstr("LISTEN_PID=" + std::to_string(pid) +
-                                        "\n"));
-  EXPECT_THAT(env, ::testing::HasSubstr("WATCHDOG_PID=" + std::to_string(pid) +
-                                        "\n"));
+  EXPECT_THAT(env,
+              ::testing::HasSubstr("LISTEN_PID=" + std::to_string(pid) + "\n"));
+  EXPECT_THAT(
+      env, ::testing::HasSubstr("WATCHDOG_PID=" + std::to_string(pid) + "\n"));
   EXPECT_THAT(env, ::testing::HasSubstr("LISTEN_FDS=2\n"));
   close(plan.stdin_fd);
   close(plan.stdout_fd);

@@ -81,9 +81,9 @@ class RecordingSink : public EventSink {
  public:
   void Emit(const Event& event) override { events.push_back(event); }
   int Count(std::string_view name) const {
-    return static_cast<int>(std::count_if(
-        events.begin(), events.end(),
-        [name](const Event& e) { return e.name == name; }));
+    return static_cast<int>(
+        std::count_if(events.begin(), events.end(),
+                      [name](const Event& e) { return e.name == name; }));
   }
   const Event* Last(std::string_view name) const {
     for (auto it = events.rbegin(); it != events.rend(); ++it) {

@@ -25,8 +25,8 @@ extern char** environ;
 namespace corral::testworker {
 namespace {
 
-std::string g_startup_fds;     // "fd N -> target" lines at exec time
-std::string g_startup_sigs;    // "startup.SigBlk: ..." lines at exec time
+std::string g_startup_fds;   // "fd N -> target" lines at exec time
+std::string g_startup_sigs;  // "startup.SigBlk: ..." lines at exec time
 std::atomic<bool> g_hung{false};
 std::mutex g_say_mu;
 
@@ -43,7 +43,8 @@ std::string ListFds() {
     char target[PATH_MAX];
     std::string link = std::string("/proc/self/fd/") + e->d_name;
     ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
-    fds.emplace_back(fd, std::string(target, n > 0 ? static_cast<size_t>(n) : 0));
+    fds.emplace_back(fd,
+                     std::string(target, n > 0 ? static_cast<size_t>(n) : 0));
   }
   closedir(dir);
   std::sort(fds.begin(), fds.end());
@@ -68,8 +69,8 @@ std::string SignalLines(const std::string& prefix) {
 }
 
 std::string Env() {
-  static const char* const kPrefixes[] = {"LISTEN_", "NOTIFY_SOCKET=",
-                                          "CORRAL_", "WATCHDOG_"};
+  static const char* const kPrefixes[] = {
+      "LISTEN_", "NOTIFY_SOCKET=", "CORRAL_", "WATCHDOG_"};
   std::vector<std::string> vars;
   for (char** e = environ; *e != nullptr; ++e) {
     for (const char* p : kPrefixes) {
@@ -126,7 +127,8 @@ struct OrphanPlan {
   pid_t grandchild = fork();
   if (grandchild == 0) {
     close(report_fd);
-    long ms = plan.ms + (plan.spread_ms > 0 ? (index * 37) % plan.spread_ms : 0);
+    long ms =
+        plan.ms + (plan.spread_ms > 0 ? (index * 37) % plan.spread_ms : 0);
     timespec ts{ms / 1000, (ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
@@ -160,7 +162,8 @@ std::string SpawnOrphans(const Request& request) {
     while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
     }
   }
-  std::string out = Identity() + " orphans=" + std::to_string(children.size()) + " pids=";
+  std::string out =
+      Identity() + " orphans=" + std::to_string(children.size()) + " pids=";
   pid_t pid;
   bool first = true;
   while (read(pipe_fds[0], &pid, sizeof pid) == sizeof pid) {
@@ -191,8 +194,8 @@ std::string WriteLog(const Request& request) {
   auto tag = request.query.find("tag");
   std::string t = tag != request.query.end() ? tag->second : "log";
   for (long i = 0; i < n; ++i) Say(fd, LogLine(t, i, len));
-  return Identity() + " logged " + std::to_string(n) + " lines of " + std::to_string(len) +
-         " bytes to fd " + std::to_string(fd) + "\n";
+  return Identity() + " logged " + std::to_string(n) + " lines of " +
+         std::to_string(len) + " bytes to fd " + std::to_string(fd) + "\n";
 }
 
 }  // namespace
@@ -207,8 +210,8 @@ bool WatchdogHung() { return g_hung.load(); }
 std::string Identity() {
   const char* id = std::getenv("CORRAL_WORKER_ID");
   const char* gen = std::getenv("CORRAL_WORKER_GENERATION");
-  return std::string("worker=") + (id ? id : "-") + " gen=" + (gen ? gen : "-") +
-         " pid=" + std::to_string(getpid());
+  return std::string("worker=") + (id ? id : "-") +
+         " gen=" + (gen ? gen : "-") + " pid=" + std::to_string(getpid());
 }
 
 void Say(int fd, const std::string& line) {

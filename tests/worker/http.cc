@@ -1,10 +1,10 @@
 #include "tests/worker/http.h"
 
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstdlib>
-#include <strings.h>
 
 namespace corral::testworker {
 namespace {
@@ -78,7 +78,8 @@ long ParseHead(const std::string& head, Request& request) {
     while (!value.empty() && value.front() == ' ') value.erase(0, 1);
     if (strcasecmp(name.c_str(), "Connection") == 0) {
       if (strcasecmp(value.c_str(), "close") == 0) request.keep_alive = false;
-      if (strcasecmp(value.c_str(), "keep-alive") == 0) request.keep_alive = true;
+      if (strcasecmp(value.c_str(), "keep-alive") == 0)
+        request.keep_alive = true;
     } else if (strcasecmp(name.c_str(), "Content-Length") == 0) {
       content_length = std::strtol(value.c_str(), nullptr, 10);
     }
@@ -121,12 +122,14 @@ ReadResult ReadRequest(int fd, std::string& buffer, Request& request) {
 
 bool WriteResponse(int fd, int status, const std::string& body,
                    bool keep_alive) {
-  const char* reason = status == 200 ? "OK" : status == 404 ? "Not Found"
-                                                            : "Error";
+  const char* reason = status == 200   ? "OK"
+                       : status == 404 ? "Not Found"
+                                       : "Error";
   std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason +
                     "\r\nContent-Type: text/plain\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\nConnection: " +
-                    (keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + body;
+                    std::to_string(body.size()) +
+                    "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") +
+                    "\r\n\r\n" + body;
   size_t sent = 0;
   while (sent < out.size()) {
     // MSG_NOSIGNAL: a vanished client must not kill the worker with SIGPIPE.

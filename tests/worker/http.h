@@ -11,10 +11,10 @@ namespace corral::testworker {
 
 struct Request {
   std::string method;
-  std::string target;                         // as sent: path and query
-  std::string path;                           // without the query
-  std::map<std::string, std::string> query;   // decoded
-  bool keep_alive = true;                     // HTTP/1.1 default
+  std::string target;                        // as sent: path and query
+  std::string path;                          // without the query
+  std::map<std::string, std::string> query;  // decoded
+  bool keep_alive = true;                    // HTTP/1.1 default
 };
 
 enum class ReadResult { kOk, kClosed, kError };

@@ -7,6 +7,7 @@
 // Threads: the main thread owns the listening sockets and the signal pipe;
 // each connection gets its own thread; a watchdog thread pings when asked.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,8 +15,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
 
 #include <atomic>
 #include <cerrno>
@@ -37,14 +36,14 @@ namespace corral::testworker {
 namespace {
 
 struct Options {
-  long ready_delay_ms = 0;       // wait this long before READY=1 and accept
-  bool never_ready = false;      // never send READY=1 (but still serve)
-  long exit_after_ms = -1;       // crash on our own after this long
-  int exit_code = 1;             // ... with this code
-  std::string fail_if_exists;    // exit 1 before READY when this path exists
-  bool ignore_term = false;      // SIG_IGN for SIGTERM: the agent must SIGKILL
-  bool print_startup = false;    // a line to stdout and to stderr at start
-  bool log_requests = false;     // "req <target>" on stdout as each one starts
+  long ready_delay_ms = 0;     // wait this long before READY=1 and accept
+  bool never_ready = false;    // never send READY=1 (but still serve)
+  long exit_after_ms = -1;     // crash on our own after this long
+  int exit_code = 1;           // ... with this code
+  std::string fail_if_exists;  // exit 1 before READY when this path exists
+  bool ignore_term = false;    // SIG_IGN for SIGTERM: the agent must SIGKILL
+  bool print_startup = false;  // a line to stdout and to stderr at start
+  bool log_requests = false;   // "req <target>" on stdout as each one starts
 };
 
 // Connection bookkeeping, for the drain. Guarded by g_mu.
@@ -82,15 +81,24 @@ Options ParseFlags(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto has = [&a](const char* p) { return a.rfind(p, 0) == 0; };
-    if (has("--ready-delay-ms=")) o.ready_delay_ms = NumberFlag(a, 17);
-    else if (a == "--never-ready") o.never_ready = true;
-    else if (has("--exit-after-ms=")) o.exit_after_ms = NumberFlag(a, 16);
-    else if (has("--exit-code=")) o.exit_code = static_cast<int>(NumberFlag(a, 12));
-    else if (has("--fail-if-exists=")) o.fail_if_exists = a.substr(17);
-    else if (a == "--ignore-term") o.ignore_term = true;
-    else if (a == "--print-startup") o.print_startup = true;
-    else if (a == "--log-requests") o.log_requests = true;
-    else Usage(a);
+    if (has("--ready-delay-ms="))
+      o.ready_delay_ms = NumberFlag(a, 17);
+    else if (a == "--never-ready")
+      o.never_ready = true;
+    else if (has("--exit-after-ms="))
+      o.exit_after_ms = NumberFlag(a, 16);
+    else if (has("--exit-code="))
+      o.exit_code = static_cast<int>(NumberFlag(a, 12));
+    else if (has("--fail-if-exists="))
+      o.fail_if_exists = a.substr(17);
+    else if (a == "--ignore-term")
+      o.ignore_term = true;
+    else if (a == "--print-startup")
+      o.print_startup = true;
+    else if (a == "--log-requests")
+      o.log_requests = true;
+    else
+      Usage(a);
   }
   return o;
 }
@@ -107,7 +115,8 @@ int BindPort() {
   addr.sin_port = htons(static_cast<uint16_t>(port ? std::atoi(port) : 0));
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       listen(fd, 128) != 0) {
-    Say(2, std::string("corral-test-worker: bind/listen: ") + std::strerror(errno));
+    Say(2, std::string("corral-test-worker: bind/listen: ") +
+               std::strerror(errno));
     _exit(1);
   }
   socklen_t len = sizeof addr;
@@ -194,12 +203,14 @@ void ServeConnection(int fd) {
     first = false;
     if (g_options.log_requests) Say(1, "req " + request.target);
     long sleep_ms = QueryInt(request, "sleep_ms", 0);
-    if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    if (sleep_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
     Response response = HandleRequest(request);
     bool keep = request.keep_alive && !response.exit_after && !IsDraining();
     WriteResponse(fd, response.status, response.body, keep);
     if (response.exit_after) {
-      Say(2, Identity() + " exiting with code " + std::to_string(response.exit_code));
+      Say(2, Identity() + " exiting with code " +
+                 std::to_string(response.exit_code));
       _exit(response.exit_code);
     }
     if (!keep) break;
@@ -260,10 +271,12 @@ void HandleSignals() {
 
 // Waits `ms` (forever when < 0) while still answering signals.
 void WaitHandlingSignals(long ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   for (;;) {
     long left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now()).count();
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (ms >= 0 && left <= 0) return;
     pollfd p{g_signal_pipe[0], POLLIN, 0};
     if (poll(&p, 1, ms < 0 ? -1 : static_cast<int>(left)) > 0) HandleSignals();
@@ -284,9 +297,11 @@ void StartWatchdog() {
 void StartExitTimer() {
   if (g_options.exit_after_ms < 0) return;
   std::thread([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(g_options.exit_after_ms));
-    Say(2, Identity() + " exiting after " + std::to_string(g_options.exit_after_ms) +
-               " ms with code " + std::to_string(g_options.exit_code));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(g_options.exit_after_ms));
+    Say(2, Identity() + " exiting after " +
+               std::to_string(g_options.exit_after_ms) + " ms with code " +
+               std::to_string(g_options.exit_code));
     _exit(g_options.exit_code);
   }).detach();
 }
@@ -312,7 +327,8 @@ int Main(int argc, char** argv) {
   }
   if (!g_options.fail_if_exists.empty() &&
       access(g_options.fail_if_exists.c_str(), F_OK) == 0) {
-    Say(2, Identity() + " failing on purpose: " + g_options.fail_if_exists + " exists");
+    Say(2, Identity() + " failing on purpose: " + g_options.fail_if_exists +
+               " exists");
     return 1;
   }
   InstallSignalHandlers();
@@ -323,7 +339,8 @@ int Main(int argc, char** argv) {
   // accepts before READY would take traffic the agent thinks it cannot.
   WaitHandlingSignals(g_options.ready_delay_ms);
   if (!g_options.never_ready) Notify("READY=1");
-  Notify("STATUS=serving " + std::to_string(g_listen_fds.size()) + " socket(s)");
+  Notify("STATUS=serving " + std::to_string(g_listen_fds.size()) +
+         " socket(s)");
   StartWatchdog();
   ServeForever();
 }

@@ -43,8 +43,8 @@ bool Notify(const std::string& message) {
   ssize_t n = sendto(g_fd, message.data(), message.size(), MSG_NOSIGNAL,
                      reinterpret_cast<const sockaddr*>(&g_addr), g_addr_len);
   if (n == static_cast<ssize_t>(message.size())) return true;
-  std::fprintf(stderr, "test-worker: notify '%s' failed: %s\n",
-               message.c_str(), std::strerror(errno));
+  std::fprintf(stderr, "test-worker: notify '%s' failed: %s\n", message.c_str(),
+               std::strerror(errno));
   return false;
 }
 
