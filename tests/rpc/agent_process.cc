@@ -70,6 +70,14 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+std::vector<std::string> TestAgentFlags(std::vector<std::string> extra) {
+  std::vector<std::string> flags = {"--workers=2", "--ready=delay:50ms",
+                                    "--drain-delay=100ms", "--stop-timeout=3s",
+                                    "--restart-backoff=50ms,1s"};
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  return flags;
+}
+
 std::vector<std::string> AgentProcess::ShellWorker() {
   return {"/bin/sh", "-c",
           "echo \"worker $CORRAL_WORKER_ID gen $CORRAL_WORKER_GENERATION "

@@ -19,6 +19,10 @@
 
 namespace corral::testing {
 
+// The agent flags the RPC tests share (2 fast-starting workers, short
+// drain and stop), followed by `extra`.
+std::vector<std::string> TestAgentFlags(std::vector<std::string> extra = {});
+
 // Polls `ready` until it returns true or `timeout` passes.
 bool WaitFor(const std::function<bool()>& ready,
              std::chrono::milliseconds timeout = std::chrono::seconds(10));

@@ -18,18 +18,10 @@ namespace {
 using ::testing::HasSubstr;
 using HealthResponse = grpc::health::v1::HealthCheckResponse;
 
-std::vector<std::string> Flags(std::vector<std::string> extra = {}) {
-  std::vector<std::string> flags = {"--workers=2", "--ready=delay:50ms",
-                                    "--drain-delay=100ms", "--stop-timeout=3s",
-                                    "--restart-backoff=50ms,1s"};
-  flags.insert(flags.end(), extra.begin(), extra.end());
-  return flags;
-}
-
 class AgentRpcTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    agent_ = AgentProcess::Start(Flags(), AgentProcess::ShellWorker());
+    agent_ = AgentProcess::Start(TestAgentFlags(), AgentProcess::ShellWorker());
     ASSERT_NE(agent_, nullptr);
     ASSERT_TRUE(agent_->WaitReady(2)) << agent_->Log();
   }
@@ -134,7 +126,7 @@ TEST_F(AgentRpcTest, ScaleRejectsBadCounts) {
 }
 
 TEST(AgentRpcMaxWorkers, ScaleOverMaxWorkersIsInvalid) {
-  auto agent = AgentProcess::Start(Flags({"--max-workers=3"}),
+  auto agent = AgentProcess::Start(TestAgentFlags({"--max-workers=3"}),
                                    AgentProcess::ShellWorker());
   ASSERT_NE(agent, nullptr);
   corral::v1::ScaleRequest request;
@@ -333,12 +325,13 @@ TEST(ControlSocket, ReplacesAStaleSocketFile) {
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   close(fd);
-  auto agent = AgentProcess::Start(Flags({"--control-socket=" + path}),
+  auto agent = AgentProcess::Start(TestAgentFlags({"--control-socket=" + path}),
                                    AgentProcess::ShellWorker());
   ASSERT_NE(agent, nullptr);
   // A second agent on the same socket refuses to start, saying why.
-  auto second = AgentProcess::Launch(Flags({"--control-socket=" + path}),
-                                     AgentProcess::ShellWorker());
+  auto second =
+      AgentProcess::Launch(TestAgentFlags({"--control-socket=" + path}),
+                           AgentProcess::ShellWorker());
   ASSERT_NE(second, nullptr);
   EXPECT_EQ(second->Wait(std::chrono::seconds(10)), 1);
   EXPECT_THAT(second->Log(), HasSubstr("another process"));
@@ -348,9 +341,9 @@ TEST(ControlSocket, ReplacesAStaleSocketFile) {
 TEST(ControlSocket, CreatesItsDirectory) {
   TempDir tmp;
   const std::string dir = tmp.path() + "/run/corral";
-  auto agent =
-      AgentProcess::Start(Flags({"--control-socket=" + dir + "/agent.sock"}),
-                          AgentProcess::ShellWorker());
+  auto agent = AgentProcess::Start(
+      TestAgentFlags({"--control-socket=" + dir + "/agent.sock"}),
+      AgentProcess::ShellWorker());
   ASSERT_NE(agent, nullptr);
   struct stat st;
   ASSERT_EQ(stat(dir.c_str(), &st), 0);

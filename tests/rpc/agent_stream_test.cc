@@ -21,18 +21,10 @@ namespace {
 using corral::v1::ReloadProgress;
 using ::testing::HasSubstr;
 
-std::vector<std::string> Flags(std::vector<std::string> extra = {}) {
-  std::vector<std::string> flags = {"--workers=2", "--ready=delay:50ms",
-                                    "--drain-delay=100ms", "--stop-timeout=3s",
-                                    "--restart-backoff=50ms,1s"};
-  flags.insert(flags.end(), extra.begin(), extra.end());
-  return flags;
-}
-
 class AgentStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    agent_ = AgentProcess::Start(Flags(), AgentProcess::ShellWorker());
+    agent_ = AgentProcess::Start(TestAgentFlags(), AgentProcess::ShellWorker());
     ASSERT_NE(agent_, nullptr);
     ASSERT_TRUE(agent_->WaitReady(2)) << agent_->Log();
   }
