@@ -1,0 +1,463 @@
+"""HTTP/1.1 for tests: a client on plain sockets that knows, for each
+request, exactly how it failed, and a load generator built on it.
+
+A request ends in one of these kinds (Result.kind, RequestFailed.kind):
+  ok                2xx, the whole response read
+  non_2xx           any other status, the whole response read
+  refused           connect() refused: nothing listens
+  reset             ECONNRESET/EPIPE while sending or reading
+  eof_idle          a reused keep-alive connection the server had closed
+                    (FIN or RST) before this request was sent, or that ended
+                    without one byte of response right after it: the server
+                    closed an idle connection; clients retry these
+  eof_no_response   a new connection that ended after the request was sent,
+                    without one byte of response: a request lost in flight
+  eof_mid_response  the connection ended inside the response
+  timeout           no progress within the timeout
+  error:TYPE: TEXT  anything else (a malformed response, ...)
+Stdlib only.
+"""
+
+import collections
+import re
+import select
+import socket
+import threading
+import time
+
+from .waiting import wait_for
+
+OK, NON_2XX, REFUSED, RESET = "ok", "non_2xx", "refused", "reset"
+EOF_IDLE, EOF_NO_RESPONSE, EOF_MID_RESPONSE = "eof_idle", "eof_no_response", "eof_mid_response"
+TIMEOUT = "timeout"
+# What a killed server process can do to a request it had accepted.
+LOST_IN_FLIGHT = (RESET, EOF_NO_RESPONSE, EOF_MID_RESPONSE)
+
+_MAX_HEAD = 64 * 1024
+
+
+class RequestFailed(ConnectionError):
+    """A request that got no whole response; `kind` says how (see above)."""
+
+    def __init__(self, kind, detail, received=0):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+        self.received = received
+
+
+class Headers(dict):
+    """Response headers by their name as sent; lookups ignore case."""
+
+    def _key(self, name):
+        for k in self.keys():
+            if k.lower() == name.lower():
+                return k
+        return name
+
+    def __getitem__(self, name):
+        return super().__getitem__(self._key(name))
+
+    def __contains__(self, name):
+        return super().__contains__(self._key(name))
+
+    def get(self, name, default=None):
+        return super().get(self._key(name), default)
+
+
+Response = collections.namedtuple("Response", "status reason headers body")
+
+
+class Connection:
+    """One client connection (TCP to host:port, or a unix socket), kept open
+    across requests while the server allows it. Not thread-safe."""
+
+    def __init__(self, port=None, host="127.0.0.1", unix_path=None, timeout=10.0):
+        self.address = unix_path or (host, port)
+        self.unix = unix_path is not None
+        self.timeout = timeout
+        self.sock = None
+        self.local_port = None
+        self.requests = 0   # answered on the current socket
+        self._buf = b""
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.requests = 0
+        self._buf = b""
+
+    def connect(self):
+        family = socket.AF_UNIX if self.unix else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.address)
+        except ConnectionRefusedError as e:
+            sock.close()
+            raise RequestFailed(REFUSED, str(e)) from None
+        except socket.timeout:
+            sock.close()
+            raise RequestFailed(TIMEOUT, f"connect to {self.address}") from None
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+        self.local_port = None if self.unix else sock.getsockname()[1]
+        self.requests = 0
+        self._buf = b""
+
+    def request(self, method, path, headers=None, body=b""):
+        """Sends one request and reads its response; returns a Response or
+        raises RequestFailed. The connection is closed after any failure and
+        after a response that ends it."""
+        try:
+            return self._request(method, path, headers or {}, body)
+        except RequestFailed:
+            self.close()
+            raise
+
+    @property
+    def reused(self):
+        return self.sock is not None and self.requests > 0
+
+    def _request(self, method, path, headers, body):
+        if self.sock is None:
+            self.connect()
+        elif self._closed_while_idle():
+            self.close()
+            raise RequestFailed(EOF_IDLE, "the server closed the idle connection")
+        reused = self.requests > 0
+        head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
+        if body:
+            headers = dict(headers, **{"Content-Length": str(len(body))})
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        self.sock.settimeout(self.timeout)
+        try:
+            self.sock.sendall(head.encode() + body)
+        except (ConnectionResetError, BrokenPipeError) as e:
+            raise RequestFailed(RESET, f"while sending: {e}") from None
+        except socket.timeout:
+            raise RequestFailed(TIMEOUT, "while sending") from None
+        reader = _Reader(self.sock, self._buf, reused, time.monotonic() + self.timeout)
+        response, self._buf = reader.response(method)
+        self.requests += 1
+        if _ends_connection(response):
+            self.close()
+        return response
+
+    def _closed_while_idle(self):
+        """True when the server has closed (or reset) this idle connection:
+        it is readable and reading would give EOF."""
+        if self._buf:
+            return False
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if not readable:
+            return False
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK)
+        except ConnectionResetError:
+            return True
+        if data:
+            raise RequestFailed("error:UnexpectedData", f"idle connection sent {data!r}")
+        return True
+
+
+def _ends_connection(response):
+    return response.headers.get("Connection", "").lower() == "close"
+
+
+class _Reader:
+    """Reads one response, counting the bytes so an EOF can be placed."""
+
+    def __init__(self, sock, buf, reused, deadline):
+        self.sock = sock
+        self.buf = buf
+        self.received = 0
+        self.reused = reused
+        self.deadline = deadline
+
+    def _more(self):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise RequestFailed(TIMEOUT, f"after {self.received} bytes", self.received)
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise RequestFailed(TIMEOUT, f"after {self.received} bytes", self.received) from None
+        except ConnectionResetError as e:
+            raise RequestFailed(RESET, f"after {self.received} bytes: {e}",
+                                self.received) from None
+        if not data:
+            raise self._eof()
+        self.received += len(data)
+        self.buf += data
+
+    def _eof(self):
+        if self.received == 0:
+            if self.reused:
+                return RequestFailed(EOF_IDLE, "closed right after the request, no byte "
+                                     "of response, on a reused connection")
+            return RequestFailed(EOF_NO_RESPONSE, "closed with no byte of response")
+        return RequestFailed(EOF_MID_RESPONSE, f"closed after {self.received} bytes",
+                             self.received)
+
+    def _until(self, marker):
+        while marker not in self.buf:
+            if len(self.buf) > _MAX_HEAD:
+                raise RequestFailed("error:HeadTooLong", f"{len(self.buf)} bytes", self.received)
+            self._more()
+        i = self.buf.index(marker)
+        out, self.buf = self.buf[:i], self.buf[i + len(marker):]
+        return out
+
+    def _exactly(self, n):
+        while len(self.buf) < n:
+            self._more()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def response(self, method):
+        head = self._until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        m = re.match(r"HTTP/(\d\.\d) (\d{3}) ?(.*)$", head[0])
+        if not m:
+            raise RequestFailed("error:BadStatusLine", repr(head[0]), self.received)
+        status = int(m.group(2))
+        headers = Headers()
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip()] = value.strip()
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            body = b""
+        elif headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = self._chunked()
+        elif "Content-Length" in headers:
+            body = self._exactly(int(headers["Content-Length"]))
+        else:
+            body = self._to_eof()
+            headers["Connection"] = "close"
+        return Response(status, m.group(3), headers, body), self.buf
+
+    def _chunked(self):
+        body = b""
+        while True:
+            size = int(self._until(b"\r\n").split(b";")[0], 16)
+            if size == 0:
+                self._until(b"\r\n")  # no trailers expected
+                return body
+            body += self._exactly(size)
+            self._until(b"\r\n")
+
+    def _to_eof(self):
+        while True:
+            try:
+                self._more()
+            except RequestFailed as e:
+                if e.kind in (EOF_MID_RESPONSE, EOF_IDLE, EOF_NO_RESPONSE):
+                    out, self.buf = self.buf, b""
+                    return out
+                raise
+
+
+# --- one-shot helpers -----------------------------------------------------------
+
+def request(port, path, method="GET", headers=None, timeout=5.0, unix_path=None, body=b""):
+    """One request on a new connection (Connection: close): a Response, or
+    RequestFailed (an OSError)."""
+    conn = Connection(port, unix_path=unix_path, timeout=timeout)
+    try:
+        return conn.request(method, path, dict(headers or {}, Connection="close"), body)
+    finally:
+        conn.close()
+
+
+def http_get(port, path, timeout=5.0, unix_path=None):
+    """GET on a new connection: (status, body text)."""
+    r = request(port, path, timeout=timeout, unix_path=unix_path)
+    return r.status, r.body.decode(errors="replace")
+
+
+Result = collections.namedtuple(
+    "Result", "t_start t_end path kind status body local_port reused detail")
+
+
+def _kind(status):
+    return OK if 200 <= status < 300 else NON_2XX
+
+
+def send(conn, path, headers=None):
+    """One GET on `conn`; a Result, never raises for a failed request."""
+    t0 = time.monotonic()
+    reused = conn.reused
+    try:
+        r = conn.request("GET", path, headers)
+        return Result(t0, time.monotonic(), path, _kind(r.status), r.status,
+                      r.body.decode(errors="replace"), conn.local_port, reused, "")
+    except RequestFailed as e:
+        return Result(t0, time.monotonic(), path, e.kind, None, "", conn.local_port, reused,
+                      e.detail)
+    except OSError as e:  # every failure is data here
+        conn.close()
+        return Result(t0, time.monotonic(), path, f"error:{type(e).__name__}: {e}", None, "",
+                      conn.local_port, reused, str(e))
+
+
+def one_request(port, path, timeout=10.0):
+    """One GET on a new connection (Connection: close); a Result."""
+    conn = Connection(port, timeout=timeout)
+    try:
+        return send(conn, path, {"Connection": "close"})
+    finally:
+        conn.close()
+
+
+# --- the test worker's answers ----------------------------------------------------
+
+IDENTITY_RE = re.compile(r"worker=(\S+) gen=(\S+) pid=(\d+)")
+
+
+def parse_identity(body):
+    """{'worker': '0', 'gen': '1', 'pid': 12} from a test worker's answer."""
+    m = IDENTITY_RE.search(body or "")
+    if not m:
+        return None
+    return {"worker": m.group(1), "gen": m.group(2), "pid": int(m.group(3))}
+
+
+# --- load ---------------------------------------------------------------------------
+
+class LoadGenerator:
+    """`threads` threads, each sending GETs in a loop, at most one every
+    `pace` seconds, recording every Result. paths(tid, i) is the path of a
+    thread's i-th request. keep_alive: one connection per thread, reused
+    while the server keeps it (a new one after it ends); otherwise a new
+    connection per request (Connection: close). It stops by itself after
+    `max_seconds`, so a forgotten generator cannot run on."""
+
+    def __init__(self, port, threads=4, paths=None, pace=0.005, timeout=10.0,
+                 keep_alive=False, max_seconds=300):
+        self.port = port
+        self.paths = paths or (lambda tid, i: f"/?t={tid}&i={i}")
+        self.pace = pace
+        self.timeout = timeout
+        self.keep_alive = keep_alive
+        self.max_seconds = max_seconds
+        self.results = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(t,), daemon=True)
+                         for t in range(threads)]
+
+    def start(self):
+        self._deadline = time.monotonic() + self.max_seconds
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _run(self, tid):
+        conn = Connection(self.port, timeout=self.timeout)
+        headers = {} if self.keep_alive else {"Connection": "close"}
+        i = 0
+        try:
+            while not self._stop.is_set() and time.monotonic() < self._deadline:
+                r = send(conn, self.paths(tid, i), headers)
+                if not self.keep_alive:
+                    conn.close()
+                with self._lock:
+                    self.results.append(r)
+                i += 1
+                self._stop.wait(self.pace)
+        finally:
+            conn.close()
+
+    def stop(self):
+        """Stops the threads (each ends its request first); every Result."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(self.timeout + 5)
+        return self.snapshot()
+
+    def snapshot(self):
+        with self._lock:
+            return list(self.results)
+
+    def count_ok(self):
+        with self._lock:
+            return sum(1 for r in self.results if r.kind == OK)
+
+    def wait_ok(self, n, timeout=10):
+        """Waits until at least n more requests than now have succeeded."""
+        target = self.count_ok() + n
+        wait_for(lambda: self.count_ok() >= target, timeout,
+                 lambda: f"{n} more ok requests; so far {self.summary(self.snapshot())}")
+
+    def wait_served_by(self, pred, timeout, what):
+        """Waits for a successful answer whose identity matches pred; returns
+        the identity."""
+        def seen():
+            for r in self.snapshot():
+                ident = parse_identity(r.body) if r.kind == OK else None
+                if ident and pred(ident):
+                    return ident
+            return None
+        return wait_for(seen, timeout, what)
+
+    @staticmethod
+    def failures(results):
+        return [r for r in results if r.kind != OK]
+
+    @staticmethod
+    def summary(results):
+        """'1234 requests: eof_no_response=1 ok=1233; ok by worker {...}'."""
+        kinds = collections.Counter(r.kind for r in results)
+        by_worker = collections.Counter((parse_identity(r.body) or {}).get("worker")
+                                        for r in results if r.kind == OK)
+        return (f"{len(results)} requests: "
+                + " ".join(f"{k}={n}" for k, n in sorted(kinds.items()))
+                + f"; ok by worker {dict(sorted(by_worker.items(), key=str))}")
+
+
+def sleep_paths(sleep_ms=(20, 40, 80, 120)):
+    """paths() for LoadGenerator: GET /?sleep_ms=N cycling through sleep_ms,
+    so some requests are always in flight in the workers."""
+    return lambda tid, i: f"/?sleep_ms={sleep_ms[(tid + i) % len(sleep_ms)]}&t={tid}&i={i}"
+
+
+# --- a browser-like client ----------------------------------------------------------
+
+class Client:
+    """A keep-alive client with one cookie (corral_sid), as a browser would
+    hold a session. request() returns (status, headers, body bytes) or
+    raises RequestFailed."""
+
+    def __init__(self, port, cookie=None, timeout=5, cookie_name="corral_sid"):
+        self.port = port
+        self.cookie = cookie
+        self.cookie_name = cookie_name
+        self.conn = Connection(port, timeout=timeout)
+
+    def request(self, path, method="GET", headers=None):
+        h = dict(headers or {})
+        if self.cookie:
+            h["Cookie"] = f"{self.cookie_name}={self.cookie}"
+        r = self.conn.request(method, path, h)
+        set_cookie = r.headers.get("Set-Cookie")
+        if set_cookie and set_cookie.startswith(self.cookie_name + "="):
+            self.cookie = set_cookie.split(";")[0].split("=", 1)[1] or None
+        return r.status, r.headers, r.body
+
+    def close(self):
+        self.conn.close()
+
+
+def get(port, path, cookie=None, timeout=5):
+    """One GET (with a session cookie when given) on a new connection:
+    (status, headers, body bytes)."""
+    c = Client(port, cookie, timeout)
+    try:
+        return c.request(path, headers={"Connection": "close"})
+    finally:
+        c.close()
+

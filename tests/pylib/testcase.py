@@ -1,0 +1,37 @@
+"""The base class of every Python test, and note() for evidence lines."""
+
+import shutil
+import sys
+import tempfile
+import unittest
+
+
+def note(text):
+    """A line of evidence in the test's output (ctest shows it)."""
+    sys.stderr.write(f"  [{text}]\n")
+    sys.stderr.flush()
+
+
+class TestCase(unittest.TestCase):
+    """unittest.TestCase with temp dirs and agents cleaned up by the test.
+    agent_pid1: whether start_agent runs the agent as PID 1 by default."""
+
+    maxDiff = None
+    agent_pid1 = False
+
+    def temp_dir(self, prefix="corral-test-"):
+        """A new temp dir (under $TMPDIR), removed in the test's cleanups."""
+        path = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, path, True)
+        return path
+
+    def start_agent(self, args=(), worker_args=(), listen=None, pid1=None, **kw):
+        """An Agent started (agent_started seen), killed in the cleanups.
+        listen: --listen specs, default one loopback port the agent picks."""
+        from .agent import LOOPBACK, Agent
+        return Agent(self, args, worker_args=worker_args,
+                     listen=(LOOPBACK,) if listen is None else listen,
+                     pid1=self.agent_pid1 if pid1 is None else pid1, **kw).start()
+
+    def assertNoBadLines(self, agent):
+        self.assertEqual(agent.bad_lines, [], "agent stdout lines that are not JSON")
