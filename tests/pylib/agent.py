@@ -30,6 +30,11 @@ from .processes import die_with_parent, kill_quietly
 from .waiting import Timeout, wait_for
 
 LOOPBACK = "tcp://127.0.0.1:0"
+# A worker that needs nothing (no port, no notify): prints a line, exits 0 on
+# SIGTERM. For tests of the control plane.
+SHELL_WORKER = ["/bin/sh", "-c",
+                "echo \"worker $CORRAL_WORKER_ID gen $CORRAL_WORKER_GENERATION up\"; "
+                "trap 'exit 0' TERM; while :; do sleep 0.2 & wait $!; done"]
 AUTO = "auto"  # --probe-port / --http-port: the kernel picks the port
 _LOG_DIR = os.environ.get("CORRAL_TEST_LOG_DIR")
 _saved_logs = set()  # log files this process has started (first agent truncates)
@@ -301,6 +306,14 @@ class Agent:
         if code != 0:
             raise AssertionError(f"corralctl status: exit {code}: {err}")
         return json.loads(out)
+
+    def wait_status_ready(self, count, timeout=10):
+        """Waits until `corralctl status` says running with exactly `count`
+        workers READY (the control plane's view, not the log's)."""
+        def ready():
+            s = self.status()
+            return s["state"] == "AGENT_STATE_RUNNING" and s["ready_workers"] == count
+        wait_for(ready, timeout, f"corralctl status: running, {count} workers READY")
 
 
 def corralctl(*args, user=None, env=None, timeout=20):

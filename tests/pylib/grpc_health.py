@@ -51,10 +51,23 @@ def identity(x):
     return x
 
 
+def channel(test, target):
+    """An insecure channel to `target`, closed in the test's cleanups."""
+    ch = grpc.insecure_channel(target)
+    test.addCleanup(ch.close)
+    return ch
+
+
 def raw_unary(channel, method):
     """A unary callable for `method` taking and returning raw bytes."""
     return channel.unary_unary(method, request_serializer=identity,
                                response_deserializer=identity)
+
+
+def raw_stream(channel, method):
+    """A stream-stream callable for `method` on raw bytes."""
+    return channel.stream_stream(method, request_serializer=identity,
+                                 response_deserializer=identity)
 
 
 class HealthClient:

@@ -18,7 +18,7 @@ def _text(what):
     return what() if callable(what) else what
 
 
-def wait_for(predicate, timeout, what, interval=0.02):
+def wait_for(predicate, timeout=10, what="a condition", interval=0.02):
     """Polls predicate() until it returns something truthy; returns that.
     Fails naming `what` (a string, or a callable giving one, evaluated only
     on failure) when `timeout` seconds pass first."""
