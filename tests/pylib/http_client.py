@@ -89,6 +89,7 @@ class Connection:
         self._buf = b""
 
     def connect(self):
+        self.local_port = None  # kept after close(): the port a failure happened on
         family = socket.AF_UNIX if self.unix else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
@@ -279,8 +280,11 @@ def http_get(port, path, timeout=5.0, unix_path=None):
     return r.status, r.body.decode(errors="replace")
 
 
+# closed: the server ended the connection with this response (Connection:
+# close); tid: the LoadGenerator thread that sent it.
 Result = collections.namedtuple(
-    "Result", "t_start t_end path kind status body local_port reused detail")
+    "Result", "t_start t_end path kind status body local_port reused detail closed tid",
+    defaults=(False, None))
 
 
 def _kind(status):
@@ -294,7 +298,8 @@ def send(conn, path, headers=None):
     try:
         r = conn.request("GET", path, headers)
         return Result(t0, time.monotonic(), path, _kind(r.status), r.status,
-                      r.body.decode(errors="replace"), conn.local_port, reused, "")
+                      r.body.decode(errors="replace"), conn.local_port, reused,
+                      "", _ends_connection(r))
     except RequestFailed as e:
         return Result(t0, time.monotonic(), path, e.kind, None, "", conn.local_port, reused,
                       e.detail)
@@ -333,16 +338,20 @@ class LoadGenerator:
     `pace` seconds, recording every Result. paths(tid, i) is the path of a
     thread's i-th request. keep_alive: one connection per thread, reused
     while the server keeps it (a new one after it ends); otherwise a new
-    connection per request (Connection: close). It stops by itself after
-    `max_seconds`, so a forgotten generator cannot run on."""
+    connection per request (Connection: close). one_connection: each thread
+    stops when its keep-alive connection ends (a response saying
+    Connection: close, or a failure), as a client draining with a server
+    would. It stops by itself after `max_seconds`, so a forgotten generator
+    cannot run on."""
 
     def __init__(self, port, threads=4, paths=None, pace=0.005, timeout=10.0,
-                 keep_alive=False, max_seconds=300):
+                 keep_alive=False, one_connection=False, max_seconds=300):
         self.port = port
         self.paths = paths or (lambda tid, i: f"/?t={tid}&i={i}")
         self.pace = pace
         self.timeout = timeout
-        self.keep_alive = keep_alive
+        self.keep_alive = keep_alive or one_connection
+        self.one_connection = one_connection
         self.max_seconds = max_seconds
         self.results = []
         self._lock = threading.Lock()
@@ -362,12 +371,14 @@ class LoadGenerator:
         i = 0
         try:
             while not self._stop.is_set() and time.monotonic() < self._deadline:
-                r = send(conn, self.paths(tid, i), headers)
+                r = send(conn, self.paths(tid, i), headers)._replace(tid=tid)
                 if not self.keep_alive:
                     conn.close()
                 with self._lock:
                     self.results.append(r)
                 i += 1
+                if self.one_connection and (r.kind not in (OK, NON_2XX) or r.closed):
+                    return
                 self._stop.wait(self.pace)
         finally:
             conn.close()
@@ -379,9 +390,25 @@ class LoadGenerator:
             t.join(self.timeout + 5)
         return self.snapshot()
 
+    def join(self, timeout):
+        """Waits for every thread to end by itself (one_connection); False
+        when some are still running after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
     def snapshot(self):
         with self._lock:
             return list(self.results)
+
+    def count_ok_by_thread(self):
+        """{thread number: successful requests}, every thread included."""
+        counts = {t: 0 for t in range(len(self._threads))}
+        for r in self.snapshot():
+            if r.kind == OK:
+                counts[r.tid] += 1
+        return counts
 
     def count_ok(self):
         with self._lock:
