@@ -51,11 +51,12 @@ def agent_env(env=None):
 class Agent:
     """Build with the arguments, start(), then look at .log (an EventLog),
     .port, .probe_port, ... `test` is a unittest.TestCase: cleanups go to
-    it. `name` names the saved log (default: the test's id)."""
+    it. `name` names the saved log (default: the test's id). `prefix`: a
+    command that execs the agent (e.g. nice -n 5), pid1=False only."""
 
     def __init__(self, test, args=(), command=None, worker_args=(), pid1=False, env=None,
                  listen=(), log_format="json", control_socket=None, preexec=None,
-                 dir_mode=0o700, name=None):
+                 dir_mode=0o700, name=None, prefix=()):
         self.agent_path = paths.binary("CORRAL_AGENT")
         if command is None:
             worker = paths.binary("CORRAL_TEST_WORKER")
@@ -77,7 +78,7 @@ class Agent:
             control_socket = os.path.join(self.dir, "agent.sock")
         self.socket = control_socket or None
         self.command = list(command)
-        self.argv = [self.agent_path]
+        self.argv = [*prefix, self.agent_path]
         if log_format:
             self.argv.append(f"--log-format={log_format}")
         self.argv.append(f"--control-socket={control_socket}")

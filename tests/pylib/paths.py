@@ -23,9 +23,24 @@ _DEFAULTS = {
 def binary(var, build_dir=None):
     """The path of a binary: $var, else its place under build_dir (default
     BUILD_DIR). Not checked; see missing()."""
-    if build_dir is None and os.environ.get(var):
+    if os.environ.get(var):
         return os.environ[var]
     return os.path.join(build_dir or BUILD_DIR, _DEFAULTS[var])
+
+
+def build_dir(arg=None):
+    """A --build argument as an absolute path: None = BUILD_DIR; a relative
+    path is taken from the current directory when it exists there, else from
+    the repository root (so `--build build` works from anywhere)."""
+    if arg is None:
+        return BUILD_DIR
+    if os.path.isabs(arg):
+        return arg
+    here = os.path.abspath(arg)
+    from_repo = os.path.join(REPO, arg)
+    if os.path.isdir(here) or not os.path.isdir(from_repo):
+        return here
+    return from_repo
 
 
 def missing(*paths):

@@ -12,6 +12,36 @@ def note(text):
     sys.stderr.flush()
 
 
+class Cleanups:
+    """What pylib needs of a test (addCleanup, id), for scripts that are not
+    tests (benchmarks): use it as a context manager; cleanups run last
+    first on exit, even after an exception."""
+
+    def __init__(self, name="bench"):
+        self.name = name
+        self._cleanups = []
+
+    def id(self):
+        return self.name
+
+    def addCleanup(self, fn, *args, **kw):
+        self._cleanups.append((fn, args, kw))
+
+    def doCleanups(self):
+        while self._cleanups:
+            fn, args, kw = self._cleanups.pop()
+            try:
+                fn(*args, **kw)
+            except Exception as e:  # one failed cleanup must not skip the rest
+                note(f"cleanup {getattr(fn, '__name__', fn)} failed: {e!r}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.doCleanups()
+
+
 class TestCase(unittest.TestCase):
     """unittest.TestCase with temp dirs and agents cleaned up by the test.
     agent_pid1: whether start_agent runs the agent as PID 1 by default."""
