@@ -28,22 +28,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))  # tests/pylib, from any directo
 
 from pylib import paths, procfs  # noqa: E402
 from pylib.agent import LOOPBACK, Agent  # noqa: E402
-from pylib.http_client import get  # noqa: E402
+from pylib.http_client import get, wait_http  # noqa: E402
 from pylib.processes import stop  # noqa: E402
 from pylib.redis import Redis  # noqa: E402
 from pylib.testcase import Cleanups  # noqa: E402
-from pylib.waiting import wait_for  # noqa: E402
 from pylib.workers import listening_socket, start_worker  # noqa: E402
-
-
-def wait_ready(port, timeout=15):
-    """Until /healthz on port says Redis is up."""
-    def up():
-        try:
-            return b'"redis":"up"' in get(port, "/healthz", timeout=0.5)[2]
-        except OSError:
-            return False
-    wait_for(up, timeout, f"workers on port {port} to reach redis")
 
 
 def cookie(port):
@@ -83,8 +72,7 @@ def start_corral(scope, env, worker):
 
 def start_bare(scope, env, worker):
     """The same two workers sharing a socket this script opened, no agent."""
-    sock = listening_socket()
-    scope.addCleanup(sock.close)
+    sock = listening_socket(scope)
     workers = [start_worker(scope, env, sock=sock, worker_id=str(i), command=[worker])
                for i in range(2)]
     return sock.getsockname()[1], [w.proc for w in workers], lambda: [w.pid for w in workers]
@@ -126,7 +114,7 @@ def main():
                   "bare": start_bare(scope, env, worker)}
         cookies = {}
         for name, (port, _, _) in setups.items():
-            wait_ready(port)
+            wait_http(port, contains=b'"redis":"up"', timeout=15)
             cookies[name] = cookie(port)
             wrk("http://127.0.0.1:%d/" % port, argparse.Namespace(
                 threads=1, connections=4, duration=1))  # warm-up

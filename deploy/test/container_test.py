@@ -47,9 +47,9 @@ sys.path.insert(0, os.path.join(REPO, "tests"))  # tests/pylib, from any directo
 
 from pylib import paths, procfs  # noqa: E402
 from pylib.grpc_health import NOT_SERVING, SERVING, STATUS_NAMES  # noqa: E402
-from pylib.http_client import Connection, LoadGenerator, http_get  # noqa: E402
+from pylib.http_client import Connection, http_get  # noqa: E402
 from pylib.podman import ContainerLog, remove_container, remove_image, run  # noqa: E402
-from pylib.testcase import note  # noqa: E402
+from pylib.testcase import TestCase, note  # noqa: E402
 from pylib.waiting import wait_for  # noqa: E402
 
 AGENT = paths.binary("CORRAL_AGENT")
@@ -94,7 +94,7 @@ def inspect_image(image):
         run(["podman", "image", "unmount", image], check=False)
 
 
-class ContainerTest(unittest.TestCase):
+class ContainerTest(TestCase):
     image = None
     cid = None
 
@@ -226,8 +226,7 @@ class ContainerTest(unittest.TestCase):
         self.wait_ready()
         before = self.ready_pids()
         mark = self.log.mark()
-        load = LoadGenerator(self.http_port, threads=4, pace=0, timeout=5).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(self.http_port, threads=4, pace=0, timeout=5)
         load.wait_ok(50, 15)
         run(["podman", "kill", "--signal", "HUP", self.cid])
         self.log.wait_event("reload_finished", 30, after=mark)
@@ -235,10 +234,8 @@ class ContainerTest(unittest.TestCase):
         results = load.stop()
         after = self.ready_pids()
         slots = self.log.agent_events("reload_slot_done", after=mark)
-        failed = LoadGenerator.failures(results)
-        note(f"SIGHUP reload: {LoadGenerator.summary(results)}; "
-             f"workers {sorted(before)} -> {sorted(after)}")
-        self.assertEqual(failed, [], f"{len(failed)} failed requests")
+        note(f"SIGHUP reload: workers {sorted(before)} -> {sorted(after)}")
+        self.assertNoFailedRequests(results)
         self.assertGreater(len(results), 100)
         self.assertGreaterEqual(len(slots), self.expected_workers)
         self.assertEqual(len(after), self.expected_workers)

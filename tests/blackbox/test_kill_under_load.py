@@ -27,9 +27,8 @@ class KillUnderLoad(TestCase):
         gen = agent.agent_events("worker_ready", worker=victim_id, pid=victim)[0]["gen"]
 
         # Every third request is slow, so the victim surely has some in flight.
-        load = LoadGenerator(port, threads=6, paths=lambda t, i: (
-            f"/?t={t}&i={i}&sleep_ms=300" if i % 3 == 0 else f"/?t={t}&i={i}")).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=6, paths=lambda t, i: (
+            f"/?t={t}&i={i}&sleep_ms=300" if i % 3 == 0 else f"/?t={t}&i={i}"))
         load.wait_ok(60)
 
         # Freeze the victim, note which client connections it holds (it can

@@ -6,9 +6,9 @@ import os
 import signal
 import unittest
 
-from pylib.http_client import LoadGenerator, http_get, parse_identity
+from pylib.http_client import http_get, parse_identity
 from pylib.procfs import descendants, fd_count, thread_count
-from pylib.testcase import TestCase, note
+from pylib.testcase import TestCase
 from pylib.waiting import wait_for
 
 
@@ -25,18 +25,14 @@ class Reload(TestCase):
         agent = self.start_agent(["--workers=3"], ["--ready-delay-ms=150"])
         port = agent.port
         old = agent.wait_ready(3)
-        load = LoadGenerator(port, threads=4, paths=mixed_paths).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=4, paths=mixed_paths)
         load.wait_ok(40)
 
         agent.signal(signal.SIGHUP)
         agent.wait_event("reload_finished", timeout=30)
         load.wait_ok(40)
         results = load.stop()
-        note(LoadGenerator.summary(results))
-
-        self.assertEqual(LoadGenerator.failures(results), [],
-                         f"failed requests out of {len(results)}")
+        self.assertNoFailedRequests(results)
         self.assertEqual(len(agent.agent_events("reload_started")), 1)
         self.assertEqual(agent.agent_events("reload_aborted"), [])
         done = {e["worker"]: e for e in agent.agent_events("reload_slot_done")}
@@ -70,8 +66,7 @@ class Reload(TestCase):
                                  [f"--fail-if-exists={poison}"])
         port = agent.port
         old = agent.wait_ready(2)
-        load = LoadGenerator(port, threads=3, paths=mixed_paths).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=3, paths=mixed_paths)
         load.wait_ok(20)
 
         open(poison, "w").close()  # every new worker now exits 1 before READY
@@ -80,9 +75,7 @@ class Reload(TestCase):
         self.assertIn(aborted.get("worker"), old)
         load.wait_ok(30)
         results = load.stop()
-        note(LoadGenerator.summary(results))
-
-        self.assertEqual(LoadGenerator.failures(results), [])
+        self.assertNoFailedRequests(results)
         self.assertEqual(agent.ready_workers(), old)
         for pid in old.values():
             self.assertEqual(agent.agent_events("worker_exited", pid=pid), [])

@@ -23,8 +23,7 @@ class Shutdown(TestCase):
             ["--log-requests"])
         port = agent.port
         ready = agent.wait_ready(2)
-        load = LoadGenerator(port, threads=2).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=2)
         load.wait_ok(20)
 
         slow = [None] * 6

@@ -318,6 +318,19 @@ def one_request(port, path, timeout=10.0):
         conn.close()
 
 
+def wait_http(port, path="/healthz", contains=None, timeout=10):
+    """Waits until GET path on port answers 200 (with `contains`, bytes, in
+    the body when given); a refused or failed request is just not yet."""
+    def ok():
+        try:
+            r = request(port, path, timeout=0.5)
+        except OSError:
+            return False
+        return r.status == 200 and (contains is None or contains in r.body)
+    wait_for(ok, timeout, f"GET {path} -> 200{f' with {contains!r}' if contains else ''} "
+                          f"on port {port}")
+
+
 # --- the test worker's answers ----------------------------------------------------
 
 IDENTITY_RE = re.compile(r"worker=(\S+) gen=(\S+) pid=(\d+)")

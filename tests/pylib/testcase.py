@@ -63,5 +63,20 @@ class TestCase(unittest.TestCase):
                      listen=(LOOPBACK,) if listen is None else listen,
                      pid1=self.agent_pid1 if pid1 is None else pid1, **kw).start()
 
+    def start_load(self, port, **kw):
+        """A started LoadGenerator (see http_client), stopped in the cleanups."""
+        from .http_client import LoadGenerator
+        load = LoadGenerator(port, **kw).start()
+        self.addCleanup(load.stop)
+        return load
+
+    def assertNoFailedRequests(self, results, context=""):
+        """Notes the load's summary; fails naming the first failed requests."""
+        from .http_client import LoadGenerator
+        note(LoadGenerator.summary(results))
+        failures = LoadGenerator.failures(results)
+        self.assertEqual(failures[:5], [], f"{len(failures)} failed requests of "
+                                           f"{len(results)}\n{context}")
+
     def assertNoBadLines(self, agent):
         self.assertEqual(agent.bad_lines, [], "agent stdout lines that are not JSON")

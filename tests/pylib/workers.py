@@ -18,9 +18,10 @@ from .processes import spawn, stop
 from .waiting import wait_for
 
 
-def listening_socket(unix_path=None):
+def listening_socket(test=None, unix_path=None):
     """A listening socket on 127.0.0.1 port 0 (or a unix path): the agent's
-    shared socket, as the test holds it. Its port: .getsockname()[1]."""
+    shared socket, as the test holds it (closed in its cleanups when `test`
+    is given). Its port: .getsockname()[1]."""
     if unix_path:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(unix_path)
@@ -29,6 +30,8 @@ def listening_socket(unix_path=None):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", 0))
     s.listen(1024)
+    if test is not None:
+        test.addCleanup(s.close)
     return s
 
 

@@ -63,9 +63,8 @@ class UnderTheAgent(TestCase):
         agent.wait_ready(2, 15)
         # Six clients sending /heavy back to back on one keep-alive connection
         # each, until the server ends it.
-        load = LoadGenerator(agent.port, threads=6, paths=lambda t, i: "/heavy?n=3000000",
-                             pace=0, one_connection=True, timeout=10).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(agent.port, threads=6, paths=lambda t, i: "/heavy?n=3000000",
+                             pace=0, one_connection=True, timeout=10)
         wait_for(lambda: min(load.count_ok_by_thread().values()) >= 2, 15,
                  lambda: f"2 answers on each busy connection: {load.count_ok_by_thread()}")
         agent.signal(signal.SIGTERM)

@@ -10,22 +10,16 @@ import json
 import socket
 import unittest
 
-from pylib.http_client import Client, get
+from pylib.http_client import Client, get, wait_http
 from pylib.redis import Redis
 from pylib.testcase import TestCase, note
 from pylib.waiting import wait_for
 from pylib.workers import listening_socket, start_worker
 
 
-def wait_redis_up(port, timeout=10):
+def wait_redis_up(port):
     """Waits until the worker on port says in /healthz that Redis is up."""
-    def up():
-        try:
-            s, _, body = get(port, "/healthz", timeout=0.5)
-            return s == 200 and b'"redis":"up"' in body
-        except OSError:
-            return False
-    wait_for(up, timeout, f"worker on {port} to reach redis")
+    wait_http(port, contains=b'"redis":"up"')
 
 
 def _raw(port, data, timeout=3):
@@ -96,8 +90,7 @@ class CrossWorker(TestCase):
     def test_shared_socket_workers_continue_one_session(self):
         with Redis() as redis:
             env = {"REDIS_URL": redis.url}
-            sock = listening_socket()
-            self.addCleanup(sock.close)
+            sock = listening_socket(self)
             port = sock.getsockname()[1]
             workers = [start_worker(self, env, sock=sock, worker_id=str(i))
                        for i in range(3)]

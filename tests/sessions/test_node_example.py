@@ -10,7 +10,7 @@ import socket
 import unittest
 
 from pylib import paths
-from pylib.http_client import Client, get
+from pylib.http_client import Client, get, wait_http
 from pylib.redis import Redis
 from pylib.testcase import TestCase
 from pylib.waiting import wait_for
@@ -19,23 +19,13 @@ from pylib.workers import ClosedPort, listening_socket, start_worker
 APP = paths.source("examples", "node", "server.js")
 
 
-def wait_http(port, path="/healthz", timeout=10):
-    def ok():
-        try:
-            return get(port, path, timeout=0.5)[0] == 200
-        except OSError:
-            return False
-    wait_for(ok, timeout, f"GET {path} -> 200 on port {port}")
-
-
 @unittest.skipUnless(shutil.which("node"), "node is not installed")
 class NodeExample(TestCase):
 
     def test_node_and_cpp_workers_share_sessions(self):
         with Redis() as redis:
             env = {"REDIS_URL": redis.url}
-            sock = listening_socket()
-            self.addCleanup(sock.close)
+            sock = listening_socket(self)
             port = sock.getsockname()[1]
             parent, child = socket.socketpair()
             self.addCleanup(parent.close)
@@ -51,8 +41,7 @@ class NodeExample(TestCase):
             self.assertIn(b"node worker", get(port, "/")[2])
             cpp = start_worker(self, env, worker_id="cpp")
             cpp_port = cpp.own_port()
-            wait_for(lambda: b'"redis":"up"' in get(cpp_port, "/healthz")[2], 10,
-                     "corral-worker reaches redis")
+            wait_http(cpp_port, contains=b'"redis":"up"')
             c_node, c_cpp = Client(port), Client(cpp_port)
             for i in range(10):
                 status, _, body = c_node.request("/session")

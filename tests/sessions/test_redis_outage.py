@@ -109,8 +109,7 @@ class RedisOutage(TestCase):
         redis = Redis("--appendonly", "yes", "--appendfsync", "always")
         self.addCleanup(redis.close)
         env = {"REDIS_URL": redis.url}
-        sock = listening_socket()
-        self.addCleanup(sock.close)
+        sock = listening_socket(self)
         port = sock.getsockname()[1]
         workers = [start_worker(self, env, sock=sock, worker_id=str(i)) for i in range(2)]
         for w in workers:

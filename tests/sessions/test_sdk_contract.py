@@ -8,20 +8,10 @@ import time
 import unittest
 
 from pylib import procfs
-from pylib.http_client import EOF_IDLE, OK, Connection, LoadGenerator, get
+from pylib.http_client import EOF_IDLE, OK, Connection, LoadGenerator, wait_http
 from pylib.testcase import TestCase, note
 from pylib.waiting import hold, wait_for
 from pylib.workers import ClosedPort, NotifySocket, listening_socket, start_worker
-
-
-def wait_http(port, timeout=10):
-    """Waits for GET /healthz -> 200 on port."""
-    def ok():
-        try:
-            return get(port, "/healthz", timeout=0.5)[0] == 200
-        except OSError:
-            return False
-    wait_for(ok, timeout, f"HTTP on port {port}")
 
 
 class SdkContract(TestCase):
@@ -31,8 +21,7 @@ class SdkContract(TestCase):
         self.no_redis = {"REDIS_URL": f"redis://127.0.0.1:{ClosedPort(self).port}/0"}
 
     def test_wrong_listen_pid_is_ignored(self):
-        sock = listening_socket()
-        self.addCleanup(sock.close)
+        sock = listening_socket(self)
         shared_port = sock.getsockname()[1]
         w = start_worker(self, self.no_redis, sock=sock, wrong_pid=True)
         own_port = w.own_port()
@@ -50,8 +39,7 @@ class SdkContract(TestCase):
         self.assertEqual(w.stop(), 0)
 
     def test_right_listen_pid_uses_the_socket_not_port(self):
-        sock = listening_socket()
-        self.addCleanup(sock.close)
+        sock = listening_socket(self)
         port = sock.getsockname()[1]
         w = start_worker(self, self.no_redis, sock=sock)  # with PORT=0 set
         wait_http(port)
@@ -61,8 +49,7 @@ class SdkContract(TestCase):
 
     def test_inherited_unix_socket(self):
         path = os.path.join(self.temp_dir("corral-unix-"), "http.sock")
-        sock = listening_socket(unix_path=path)
-        self.addCleanup(sock.close)
+        sock = listening_socket(self, unix_path=path)
         w = start_worker(self, self.no_redis, sock=sock)
 
         def answer():
@@ -107,8 +94,7 @@ class SdkContract(TestCase):
         self.assertEqual(w.stop(), 0)
 
     def test_drain_under_keep_alive_load_finishes_in_flight_requests(self):
-        sock = listening_socket()  # stays open, as the agent's copy does
-        self.addCleanup(sock.close)
+        sock = listening_socket(self)  # stays open, as the agent's copy does
         port = sock.getsockname()[1]
         w = start_worker(self, self.no_redis, sock=sock)
         wait_http(port)
@@ -121,9 +107,8 @@ class SdkContract(TestCase):
             idle.append(c)
         # Six clients each sending /heavy back to back on one keep-alive
         # connection until the server ends it.
-        load = LoadGenerator(port, threads=6, paths=lambda t, i: "/heavy?n=3000000", pace=0,
-                             one_connection=True, timeout=10).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=6, paths=lambda t, i: "/heavy?n=3000000", pace=0,
+                             one_connection=True, timeout=10)
         wait_for(lambda: min(load.count_ok_by_thread().values()) >= 2, 15,
                  lambda: f"2 answers on each of 6 busy connections: "
                          f"{load.count_ok_by_thread()}")

@@ -61,8 +61,7 @@ class Sentinel(TestCase):
                  "sentinels to find each other and the replica", interval=0.2)
         env = {"REDIS_SENTINELS": ",".join(f"127.0.0.1:{s.port}" for s in sentinels),
                "REDIS_MASTER_NAME": "mymaster"}
-        sock = listening_socket()
-        self.addCleanup(sock.close)
+        sock = listening_socket(self)
         port = sock.getsockname()[1]
         workers = [start_worker(self, env, sock=sock, worker_id=str(i)) for i in range(2)]
         for w in workers:

@@ -16,7 +16,7 @@ import unittest
 
 from pylib import cgroups
 from pylib.agent import LOOPBACK, Agent
-from pylib.http_client import LoadGenerator, sleep_paths
+from pylib.http_client import sleep_paths
 from pylib.testcase import TestCase, note
 from pylib.waiting import wait_for
 
@@ -61,8 +61,7 @@ class CgroupRescaleTest(TestCase):
         log.wait_event("worker_ready", 15, worker=0)
         log.wait_event("worker_ready", 15, worker=1)
 
-        load = LoadGenerator(port, threads=6, paths=sleep_paths(), timeout=15.0).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=6, paths=sleep_paths(), timeout=15.0)
         load.wait_ok(40, 15)
         load.wait_served_by(lambda i: i["worker"] == "1", 10, "an answer from worker 1")
 
@@ -105,10 +104,8 @@ class CgroupRescaleTest(TestCase):
                             15, f"an answer from worker 1 gen {ready['gen']}")
 
         results = load.stop()
-        note(load.summary(results))
-        failures = [r for r in results if r.kind != "ok"]
-        self.assertEqual(failures, [], f"{len(failures)} failed requests; first: "
-                         f"{failures[:5]}\n{log.excerpt()}")
+
+        self.assertNoFailedRequests(results, log.excerpt())
         self.assertEqual(log.agent_events("worker_killed"), [], log.excerpt())
 
         code = agent.stop()

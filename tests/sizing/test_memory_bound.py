@@ -18,7 +18,7 @@ import unittest
 
 from pylib import cgroups
 from pylib.agent import LOOPBACK, Agent
-from pylib.http_client import LoadGenerator, sleep_paths
+from pylib.http_client import sleep_paths
 from pylib.testcase import TestCase, note
 
 LEAKY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "leaky_worker.py")
@@ -49,8 +49,7 @@ class MemoryBoundTest(TestCase):
         r1 = log.wait_event("worker_ready", 20, worker=1)
         old_pid = r1["pid"]
 
-        load = LoadGenerator(port, threads=6, paths=sleep_paths(), timeout=15.0).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=6, paths=sleep_paths(), timeout=15.0)
         load.wait_ok(30, 15)
 
         # bound / rate seconds of leaking, plus two samples.
@@ -90,10 +89,7 @@ class MemoryBoundTest(TestCase):
                             "an answer from worker 1 gen 2")
         load.wait_ok(30, 15)
         results = load.stop()
-        note(load.summary(results))
-        failures = [r for r in results if r.kind != "ok"]
-        self.assertEqual(failures, [], f"{len(failures)} failed requests; first: "
-                         f"{failures[:5]}\n{log.excerpt()}")
+        self.assertNoFailedRequests(results, log.excerpt())
         self.assertEqual(log.agent_events("worker_killed"), [], log.excerpt())
         self.assertEqual(log.agent_events("worker_stopping", worker=0), [], log.excerpt())
         self.assertEqual([e["pid"] for e in log.agent_events("worker_spawned", worker=0)],

@@ -20,7 +20,7 @@ import time
 import unittest
 
 from pylib import paths
-from pylib.http_client import LoadGenerator, sleep_paths
+from pylib.http_client import sleep_paths
 from pylib.podman import PODMAN, ContainerLog, podman, remove_container, remove_image
 from pylib.testcase import TestCase, note
 
@@ -112,8 +112,7 @@ class PodmanRescaleTest(TestCase):
         log.wait_event("worker_ready", 15, worker=0)
         log.wait_event("worker_ready", 15, worker=1)
 
-        load = LoadGenerator(port, threads=6, paths=sleep_paths(), timeout=15.0).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=6, paths=sleep_paths(), timeout=15.0)
         load.wait_ok(40, 15)
         load.wait_served_by(lambda i: i["worker"] == "1", 10, "an answer from worker 1")
 
@@ -144,10 +143,8 @@ class PodmanRescaleTest(TestCase):
         load.wait_ok(30, 15)
 
         results = load.stop()
-        note(load.summary(results))
-        failures = [r for r in results if r.kind != "ok"]
-        self.assertEqual(failures, [], f"{len(failures)} failed requests; first: "
-                         f"{failures[:5]}\n{log.excerpt()}")
+
+        self.assertNoFailedRequests(results, log.excerpt())
         self.assertEqual(log.agent_events("worker_killed"), [], log.excerpt())
 
         podman("stop", "-t", "20", cid, timeout=60)

@@ -18,7 +18,7 @@ import unittest
 
 from pylib import cgroups
 from pylib.agent import LOOPBACK, Agent
-from pylib.http_client import LoadGenerator, sleep_paths
+from pylib.http_client import sleep_paths
 from pylib.testcase import TestCase, note
 
 LEAKY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "leaky_worker.py")
@@ -53,8 +53,7 @@ class RescaleDuringReplaceTest(TestCase):
         log.wait_event("worker_ready", 20, worker=0)
         old = log.wait_event("worker_ready", 20, worker=1)
 
-        load = LoadGenerator(port, threads=4, paths=sleep_paths(), timeout=15.0).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=4, paths=sleep_paths(), timeout=15.0)
         load.wait_ok(20, 15)
 
         replace = log.wait_event("memory_replace", 30, worker=1, pid=old["pid"])
@@ -81,10 +80,7 @@ class RescaleDuringReplaceTest(TestCase):
 
     def check_clean(self, agent, load):
         results = load.stop()
-        note(load.summary(results))
-        failures = [r for r in results if r.kind != "ok"]
-        self.assertEqual(failures, [], f"{len(failures)} failed requests; first: "
-                         f"{failures[:5]}\n{agent.log.excerpt()}")
+        self.assertNoFailedRequests(results, agent.log.excerpt())
         self.assertEqual(agent.log.agent_events("worker_killed"), [], agent.log.excerpt())
         self.assertEqual(agent.stop(), 0)
 
