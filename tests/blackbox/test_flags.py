@@ -6,6 +6,7 @@ import unittest
 
 from pylib import paths
 from pylib.agent import agent_env
+from pylib.http_client import http_get
 from pylib.testcase import TestCase
 
 AGENT = paths.binary("CORRAL_AGENT")
@@ -88,7 +89,6 @@ class Flags(TestCase):
         self.assertNotEqual(agent.probe_port, agent.http_port)
         self.assertIn(f"probe port {agent.probe_port}", listening["msg"])
         agent.wait_ready(1)
-        from pylib.http_client import http_get
         self.assertEqual(http_get(agent.http_port, "/livez"), (200, "ok\n"))
 
 

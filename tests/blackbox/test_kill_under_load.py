@@ -8,7 +8,8 @@ import signal
 import unittest
 
 from pylib.agent import signal_is
-from pylib.http_client import LOST_IN_FLIGHT, OK, LoadGenerator, http_get, parse_identity
+from pylib.http_client import LOST_IN_FLIGHT, OK, http_get, parse_identity
+from pylib.load import LoadGenerator
 from pylib.procfs import accepted_peer_ports, proc_state
 from pylib.testcase import TestCase, note
 from pylib.waiting import wait_for

@@ -8,7 +8,8 @@ import time
 import unittest
 
 from pylib.agent import signal_is
-from pylib.http_client import LoadGenerator, http_get, one_request
+from pylib.http_client import http_get
+from pylib.load import LoadGenerator, one_request
 from pylib.testcase import TestCase, note
 
 DRAIN_DELAY = 0.4

@@ -57,6 +57,8 @@ class Agent:
     def __init__(self, test, args=(), command=None, worker_args=(), pid1=False, env=None,
                  listen=(), log_format="json", control_socket=None, preexec=None,
                  dir_mode=0o700, name=None, prefix=()):
+        if preexec and pid1:
+            raise ValueError("preexec runs in a plain agent's child only (pid1=False)")
         self.agent_path = paths.binary("CORRAL_AGENT")
         if command is None:
             worker = paths.binary("CORRAL_TEST_WORKER")
@@ -102,13 +104,11 @@ class Agent:
             # then takes the agent (and with it the namespace) along.
             argv = ["setpriv", "--pdeathsig", "KILL", "unshare", "--pid", "--fork",
                     "--mount-proc", "--kill-child", *argv]
-        preexec = self.preexec if not self.pid1 else None
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=self.env, cwd=self.cwd, start_new_session=True,
-            preexec_fn=(lambda: (die_with_parent(), preexec and preexec())) if not self.pid1
-            else None)
+            preexec_fn=None if self.pid1 else self._before_exec)
         self.test.addCleanup(self.cleanup)
         self._readers = [self.log.feed(self.proc.stdout),
                          threading.Thread(target=self._read_stderr, daemon=True)]
@@ -117,6 +117,12 @@ class Agent:
         if wait_started:
             self.wait_started(timeout)
         return self
+
+    def _before_exec(self):
+        """In the child (plain agent): die with the test, then `preexec`."""
+        die_with_parent()
+        if self.preexec:
+            self.preexec()
 
     def wait_started(self, timeout=10):
         """Waits for agent_started (failing at once if the agent exits) and

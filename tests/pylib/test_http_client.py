@@ -7,8 +7,8 @@ import threading
 import unittest
 
 from pylib.http_client import (EOF_IDLE, EOF_MID_RESPONSE, EOF_NO_RESPONSE, NON_2XX, OK,
-                               REFUSED, RESET, TIMEOUT, Connection, LoadGenerator,
-                               RequestFailed, one_request, send)
+                               REFUSED, RESET, TIMEOUT, Connection, RequestFailed)
+from pylib.load import LoadGenerator, one_request, send
 from pylib.testcase import TestCase
 from pylib.workers import ClosedPort, listening_socket
 

@@ -64,15 +64,15 @@ class TestCase(unittest.TestCase):
                      pid1=self.agent_pid1 if pid1 is None else pid1, **kw).start()
 
     def start_load(self, port, **kw):
-        """A started LoadGenerator (see http_client), stopped in the cleanups."""
-        from .http_client import LoadGenerator
+        """A started LoadGenerator (see load), stopped in the cleanups."""
+        from .load import LoadGenerator
         load = LoadGenerator(port, **kw).start()
         self.addCleanup(load.stop)
         return load
 
     def assertNoFailedRequests(self, results, context=""):
         """Notes the load's summary; fails naming the first failed requests."""
-        from .http_client import LoadGenerator
+        from .load import LoadGenerator
         note(LoadGenerator.summary(results))
         failures = LoadGenerator.failures(results)
         self.assertEqual(failures[:5], [], f"{len(failures)} failed requests of "

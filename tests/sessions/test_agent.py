@@ -12,7 +12,8 @@ import unittest
 
 from pylib import paths
 from pylib.agent import LOOPBACK, Agent
-from pylib.http_client import EOF_IDLE, OK, LoadGenerator, get
+from pylib.http_client import EOF_IDLE, OK, get
+from pylib.load import LoadGenerator
 from pylib.redis import Redis
 from pylib.testcase import TestCase, note
 from pylib.waiting import wait_for

@@ -8,7 +8,8 @@ import time
 import unittest
 
 from pylib import procfs
-from pylib.http_client import EOF_IDLE, OK, Connection, LoadGenerator, wait_http
+from pylib.http_client import EOF_IDLE, OK, Connection, wait_http
+from pylib.load import LoadGenerator
 from pylib.testcase import TestCase, note
 from pylib.waiting import hold, wait_for
 from pylib.workers import ClosedPort, NotifySocket, listening_socket, start_worker

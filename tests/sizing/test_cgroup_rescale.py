@@ -16,7 +16,7 @@ import unittest
 
 from pylib import cgroups
 from pylib.agent import LOOPBACK, Agent
-from pylib.http_client import sleep_paths
+from pylib.load import sleep_paths
 from pylib.testcase import TestCase, note
 from pylib.waiting import wait_for
 

@@ -18,7 +18,7 @@ import unittest
 
 from pylib import cgroups
 from pylib.agent import LOOPBACK, Agent
-from pylib.http_client import sleep_paths
+from pylib.load import sleep_paths
 from pylib.testcase import TestCase, note
 
 LEAKY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "leaky_worker.py")

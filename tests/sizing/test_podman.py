@@ -20,7 +20,7 @@ import time
 import unittest
 
 from pylib import paths
-from pylib.http_client import sleep_paths
+from pylib.load import sleep_paths
 from pylib.podman import PODMAN, ContainerLog, podman, remove_container, remove_image
 from pylib.testcase import TestCase, note
 
