@@ -266,14 +266,15 @@ class ContainerTest(TestCase):
         pool = concurrent.futures.ThreadPoolExecutor(in_flight + 1)
         conns = [Connection(self.http_port, timeout=60) for _ in range(in_flight)]
         try:
-            for c in conns:
+            inflight = []
+            for k, c in enumerate(conns):
+                # One at a time, each read by a worker before the next is sent:
+                # a corral-worker busy with /heavy accepts no more, so the
+                # next goes to a free one, and every request is in progress.
                 c.connect()
-            inflight = [pool.submit(c.request, "GET", slow, {"Connection": "close"})
-                        for c in conns]
-            # Every connection accepted by a worker (out of the listen queue).
-            wait_for(lambda: procfs.server_has_accepted(self.http_port,
-                                                        [c.local_port for c in conns]),
-                     10, f"{in_flight} slow requests accepted by the workers")
+                inflight.append(pool.submit(c.request, "GET", slow, {"Connection": "close"}))
+                wait_for(lambda: procfs.server_has_read(self.http_port, [c.local_port]), 10,
+                         f"slow request {k + 1} of {in_flight} read by a worker")
             self.assertFalse(any(f.done() for f in inflight),
                              f"{slow} answered too fast to test a drain")
             mark = self.log.mark()

@@ -156,13 +156,3 @@ def server_has_read(server_port, client_ports):
             and s.state == ESTABLISHED and s.inode != 0 and s.rx_queue == 0}
     return done >= wanted
 
-
-def server_has_accepted(server_port, client_ports):
-    """True when every connection from `client_ports` to server_port has
-    been accept()ed by some process (it has left the listen queue: a socket
-    still queued has no inode yet)."""
-    wanted = set(client_ports)
-    done = {s.remote_port for s in tcp_sockets()
-            if s.local_port == server_port and s.remote_port in wanted
-            and s.state == ESTABLISHED and s.inode != 0}
-    return done >= wanted
