@@ -77,6 +77,14 @@ def slow_path(worker_name):
     return "/heavy?n=1000000000" if worker_name == "corral-worker" else f"/?sleep_ms={SLOW_MS}"
 
 
+def answer(future):
+    """The status of a request's response, or how it failed (its kind)."""
+    try:
+        return future.result().status
+    except OSError as e:
+        return getattr(e, "kind", repr(e))
+
+
 def health_client(port):
     from pylib.grpc_health import HealthClient  # Debian's python3-grpcio
     return HealthClient(f"127.0.0.1:{port}")
@@ -290,7 +298,7 @@ class ContainerTest(TestCase):
                     "readiness NOT_SERVING after SIGTERM")
             stopper.result()
             elapsed = time.monotonic() - t0
-            answers = [f.result().status for f in inflight]
+            answers = [answer(f) for f in inflight]
         finally:
             pool.shutdown(wait=True)
             for c in conns:
@@ -306,7 +314,8 @@ class ContainerTest(TestCase):
              f"{answers.count(200)}/{in_flight} in-flight {slow} "
              f"completed with 200" + (f"; readiness NOT_SERVING while draining, liveness "
                                       f"{STATUS_NAMES.get(probe[0], probe[0])}" if probe else ""))
-        self.assertEqual(answers, [200] * in_flight)
+        self.assertEqual(answers, [200] * in_flight,
+                         f"in-flight {slow} requests; worker_killed: {killed}")
         if probe:
             self.assertEqual(probe[0], SERVING, "liveness must stay SERVING while draining")
         self.assertEqual(code, 0)
