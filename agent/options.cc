@@ -99,8 +99,8 @@ struct RawFlags {
   int max_workers = 0;
   std::string max_worker_memory = "off";
   std::string control_socket = "/run/corral/agent.sock";
-  int probe_port = 0;
-  int http_port = 0;
+  std::string probe_port = "0";
+  std::string http_port = "0";
   std::string probe_address = "0.0.0.0";
   int min_ready = 1;
   std::string control_tls_listen;
@@ -109,21 +109,27 @@ struct RawFlags {
   std::string control_tls_client_ca;
 };
 
+absl::StatusOr<int> ParsePort(absl::string_view flag, const std::string& text) {
+  if (text == "auto") return kAutoPort;
+  int port = 0;
+  if (!absl::SimpleAtoi(text, &port) || port < 0 || port > 65535) {
+    return BadValue(flag, text,
+                    "a port from 0 (off) to 65535, or auto (any free port)");
+  }
+  return port;
+}
+
 absl::Status ValidateControl(const RawFlags& raw, Options& o) {
-  auto port = [](const char* flag, int v) -> absl::Status {
-    if (v < 0 || v > 65535) {
-      return BadValue(flag, absl::StrCat(v), "a port from 0 (off) to 65535");
-    }
-    return absl::OkStatus();
-  };
-  if (absl::Status s = port("--probe-port", raw.probe_port); !s.ok()) return s;
-  if (absl::Status s = port("--http-port", raw.http_port); !s.ok()) return s;
+  absl::StatusOr<int> probe_port = ParsePort("--probe-port", raw.probe_port);
+  if (!probe_port.ok()) return probe_port.status();
+  absl::StatusOr<int> http_port = ParsePort("--http-port", raw.http_port);
+  if (!http_port.ok()) return http_port.status();
   if (raw.min_ready < 0) {
     return BadValue("--min-ready", absl::StrCat(raw.min_ready), "a count >= 0");
   }
   o.control_socket = raw.control_socket;
-  o.probe_port = raw.probe_port;
-  o.http_port = raw.http_port;
+  o.probe_port = *probe_port;
+  o.http_port = *http_port;
   o.probe_address = raw.probe_address;
   o.min_ready = raw.min_ready;
   const int tls_set =
@@ -276,10 +282,12 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
                  "/run/corral/agent.sock; empty = none)")
       ->envname("CORRAL_CONTROL_SOCKET");
   app.add_option("--probe-port", raw.probe_port,
-                 "TCP port for grpc.health.v1 probes (default 0 = off)")
+                 "TCP port for grpc.health.v1 probes, or auto = any free "
+                 "port (default 0 = off)")
       ->envname("CORRAL_PROBE_PORT");
   app.add_option("--http-port", raw.http_port,
-                 "TCP port for /livez /readyz /metrics (default 0 = off)")
+                 "TCP port for /livez /readyz /metrics, or auto = any free "
+                 "port (default 0 = off)")
       ->envname("CORRAL_HTTP_PORT");
   app.add_option("--probe-address", raw.probe_address,
                  "address the probe and HTTP ports bind (default 0.0.0.0)")

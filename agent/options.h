@@ -18,6 +18,10 @@ namespace corral::agent {
 
 enum class ReadyMode { kNotify, kDelay, kIpc };
 
+// --probe-port=auto, --http-port=auto: bind port 0 and let the kernel pick,
+// so side-by-side agents (tests, benchmarks) never race for a free port.
+inline constexpr int kAutoPort = -1;
+
 struct Options {
   // Worker count; nullopt = auto (the CPUs this process may use).
   std::optional<int> workers;
@@ -45,9 +49,10 @@ struct Options {
   // --- control plane ---
   // The Agent service's unix socket (mode 0600); "" = none.
   std::string control_socket = "/run/corral/agent.sock";
-  // The kubelet's gRPC health port (grpc.health.v1 only); 0 = off.
+  // The kubelet's gRPC health port (grpc.health.v1 only); 0 = off;
+  // kAutoPort = a free port the kernel picks (control_listening names it).
   int probe_port = 0;
-  // /livez, /readyz, /metrics; 0 = off.
+  // /livez, /readyz, /metrics; 0 = off; kAutoPort as above.
   int http_port = 0;
   // The address the probe and HTTP ports bind to.
   std::string probe_address = "0.0.0.0";

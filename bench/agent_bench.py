@@ -8,6 +8,9 @@ the test worker, reads its JSON event log, and prints figures. Usage:
                          [--worker build/tests/worker/corral-test-worker]
                          [--kills 100] [--idle-seconds 10]
 
+From any directory: the defaults are the binaries in build/ of this
+repository ($CORRAL_AGENT / $CORRAL_TEST_WORKER override them).
+
 fork-to-READY: the agent's own `ready_ms` (fork to the READY=1 datagram,
 monotonic clock) for every spawn in the run.
 kill-to-READY: SIGKILL sent by this script (wall clock) to the replacement's
@@ -16,16 +19,25 @@ RSS / CPU: /proc/<agent>/status VmRSS and utime+stime over an idle window
 with 1, 16 and 64 workers.
 """
 import argparse
-import datetime
-import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # tests/pylib, from any directory
+
+from pylib import paths, procfs  # noqa: E402
+from pylib.agent import LOOPBACK, Agent  # noqa: E402
+from pylib.events import parse_ts  # noqa: E402
+from pylib.testcase import Cleanups  # noqa: E402
+from pylib.workers import NotifySocket  # noqa: E402
+
+# Measurement windows (not waits for a condition): how long the agent idles
+# before and while its CPU time is measured.
+SETTLE_S = 1.0
+# Pacing between two kills, so each replacement is measured alone.
+KILL_GAP_S = 0.02
 
 
 def pct(values, p):
@@ -36,168 +48,90 @@ def pct(values, p):
     return values[k]
 
 
-def parse_ts(ts):
-    return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
-
-
-class Agent:
-    def __init__(self, agent, worker, workers):
-        self.events = []
-        self.cond = threading.Condition()
-        self.proc = subprocess.Popen(
-            [agent, "--log-format=json", f"--workers={workers}",
-             "--listen=tcp://127.0.0.1:0", "--drain-delay=0",
-             "--stop-timeout=5s", "--control-socket=", "--", worker],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            with self.cond:
-                self.events.append(e)
-                self.cond.notify_all()
-
-    def wait_for(self, pred, timeout=30, start=0):
-        """The first event from index `start` on that matches `pred`."""
-        deadline = time.time() + timeout
-        with self.cond:
-            while True:
-                for e in self.events[start:]:
-                    if pred(e):
-                        return e
-                left = deadline - time.time()
-                if left <= 0:
-                    raise TimeoutError("event not seen")
-                self.cond.wait(left)
-
-    def ready_workers(self):
-        """slot -> pid of the latest READY process."""
-        out = {}
-        with self.cond:
-            for e in self.events:
-                if e.get("event") == "worker_ready":
-                    out[e["worker"]] = e["pid"]
-        return out
-
-    def wait_ready(self, n, timeout=60):
-        deadline = time.time() + timeout
-        while len(self.ready_workers()) < n:
-            if time.time() > deadline:
-                raise TimeoutError(f"only {len(self.ready_workers())}/{n} ready")
-            time.sleep(0.01)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def proc_rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def proc_cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return int(rest[11]) + int(rest[12])
+def start_agent(scope, args, workers):
+    """The agent (not PID 1: these figures do not depend on it) over the
+    test worker, READY."""
+    agent = Agent(scope, [f"--workers={workers}", "--drain-delay=0", "--stop-timeout=5s"],
+                  command=[args.worker], listen=[LOOPBACK], control_socket="").start()
+    agent.wait_ready(workers, 120)
+    return agent
 
 
 def bench_kill(args):
     # Each slot is killed once: a first failure restarts at once. (A second
     # kill of the same slot within the stable period would measure the
     # backoff delay instead, by design.)
-    a = Agent(args.agent, args.worker, args.kills)
-    try:
-        a.wait_ready(args.kills, timeout=120)
+    with Cleanups("bench.kill") as scope:
+        a = start_agent(scope, args, args.kills)
         kill_ms = []
-        with a.cond:
-            first_kill = len(a.events)
+        first_kill = a.log.mark()
         for slot in range(args.kills):
             pid = a.ready_workers()[slot]
-            with a.cond:
-                start = len(a.events)
+            mark = a.log.mark()
             t0 = time.time()
             os.kill(pid, signal.SIGKILL)
-            e = a.wait_for(lambda e: e.get("event") == "worker_ready"
-                           and e["worker"] == slot and e["pid"] != pid,
-                           start=start)
+            e = a.log.wait_until(
+                lambda: next((e for e in a.agent_events("worker_ready", after=mark, worker=slot)
+                              if e["pid"] != pid), None), 30, f"slot {slot} READY again")
             kill_ms.append((parse_ts(e["ts"]) - t0) * 1000)
-            time.sleep(0.02)
+            time.sleep(KILL_GAP_S)
         # Sequential spawns only: the initial burst of N simultaneous starts
         # measures CPU contention on a small machine, not the agent.
-        spawn_ms = [e["ready_ms"] for e in a.events[first_kill:]
-                    if e.get("event") == "worker_ready"]
+        spawn_ms = [e["ready_ms"] for e in a.agent_events("worker_ready", after=first_kill)]
+        a.stop(15)
         return spawn_ms, kill_ms
-    finally:
-        a.stop()
 
 
 def bench_baseline(args, n):
     """Spawn-to-READY of the same worker started directly by this script
     (posix_spawn, READY=1 on our own socket): the floor any supervisor pays,
     measured in the same run so the agent's figures can be read against it."""
-    import socket
-    path = f"/tmp/corral-bench-notify-{os.getpid()}.sock"
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(path)
-    s.settimeout(10)
     out = []
-    try:
-        env = dict(os.environ, NOTIFY_SOCKET=path, PORT="0")
+    with Cleanups("bench.baseline") as scope:
+        notify = NotifySocket(scope)
+        notify.sock.settimeout(10)
+        env = dict(os.environ, NOTIFY_SOCKET=notify.path, PORT="0")
         for _ in range(n):
             t0 = time.monotonic()
             pid = os.posix_spawn(args.worker, [args.worker], env,
                                  file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
                                                (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)])
-            while b"READY=1" not in s.recv(4096):
+            while b"READY=1" not in notify.sock.recv(4096):
                 pass
             out.append((time.monotonic() - t0) * 1000)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-    finally:
-        s.close()
-        os.unlink(path)
     return out
 
 
 def bench_idle(args, workers):
-    a = Agent(args.agent, args.worker, workers)
-    try:
-        a.wait_ready(workers, timeout=120)
-        time.sleep(1.0)
-        pid = a.proc.pid
-        t0, c0 = time.time(), proc_cpu_ticks(pid)
+    with Cleanups("bench.idle") as scope:
+        a = start_agent(scope, args, workers)
+        time.sleep(SETTLE_S)
+        pid = a.host_pid
+        t0, c0 = time.time(), procfs.cpu_seconds([pid])
         time.sleep(args.idle_seconds)
-        t1, c1 = time.time(), proc_cpu_ticks(pid)
-        hz = os.sysconf("SC_CLK_TCK")
-        cpu_pct = 100.0 * (c1 - c0) / hz / (t1 - t0)
-        return proc_rss_kb(pid) / 1024.0, cpu_pct
-    finally:
-        a.stop()
+        t1, c1 = time.time(), procfs.cpu_seconds([pid])
+        cpu_pct = 100.0 * (c1 - c0) / (t1 - t0)
+        rss = procfs.rss_kib(pid) / 1024.0
+        a.stop(15)
+        return rss, cpu_pct
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--agent", default=os.path.join(ROOT, "build/agent/corral-agent"))
-    p.add_argument("--worker", default=os.path.join(
-        ROOT, "build/tests/worker/corral-test-worker"))
+    p.add_argument("--agent", default=paths.binary("CORRAL_AGENT"))
+    p.add_argument("--worker", default=paths.binary("CORRAL_TEST_WORKER"))
     p.add_argument("--kills", type=int, default=50,
                    help="workers started, each killed once")
     p.add_argument("--idle-seconds", type=float, default=10)
     args = p.parse_args()
+    args.agent, args.worker = os.path.abspath(args.agent), os.path.abspath(args.worker)
+    bad = paths.missing(args.agent, args.worker)
+    if bad:
+        raise SystemExit(f"bench: not an executable file: {', '.join(bad)}; build them "
+                         f"(cmake --build {paths.BUILD_DIR}) or pass --agent / --worker")
+    os.environ["CORRAL_AGENT"] = args.agent  # what pylib.agent starts
 
     base_ms = bench_baseline(args, args.kills)
     spawn_ms, kill_ms = bench_kill(args)

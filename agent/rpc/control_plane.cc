@@ -78,6 +78,13 @@ absl::StatusOr<std::string> ReadFile(const std::string& flag,
   return text.str();
 }
 
+// The port to bind for a port option: kAutoPort binds 0 (the kernel picks).
+int BindPort(int option) { return option == kAutoPort ? 0 : option; }
+
+std::string PortText(int option) {
+  return option == kAutoPort ? "auto" : absl::StrCat(option);
+}
+
 std::string HostPort(const std::string& host, int port) {
   return host.find(':') != std::string::npos
              ? absl::StrFormat("[%s]:%d", host, port)
@@ -140,9 +147,9 @@ absl::Status ControlPlane::Parts::Open() {
   if (absl::Status s = OpenControlSocket(); !s.ok()) return s;
   if (absl::Status s = StartControlServer(); !s.ok()) return s;
   if (absl::Status s = StartProbeServer(); !s.ok()) return s;
-  if (options_.http_port > 0) {
+  if (options_.http_port != 0) {
     absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(
-        agent_, &io_, options_.probe_address, options_.http_port);
+        agent_, &io_, options_.probe_address, BindPort(options_.http_port));
     if (!http.ok()) return http.status();
     http_ = std::move(*http);
   }
@@ -233,9 +240,9 @@ absl::Status ControlPlane::Parts::StartControlServer() {
 }
 
 absl::Status ControlPlane::Parts::StartProbeServer() {
-  if (options_.probe_port <= 0) return absl::OkStatus();
+  if (options_.probe_port == 0) return absl::OkStatus();
   const std::string address =
-      HostPort(options_.probe_address, options_.probe_port);
+      HostPort(options_.probe_address, BindPort(options_.probe_port));
   grpc::ServerBuilder builder;
   CommonOptions(&builder, /*reflection=*/false);
   // Health and nothing else: every other service is UNIMPLEMENTED here.
@@ -245,8 +252,8 @@ absl::Status ControlPlane::Parts::StartProbeServer() {
   probe_server_ = builder.BuildAndStart();
   if (!probe_server_ || probe_port_ == 0) {
     return absl::UnavailableError(absl::StrFormat(
-        "--probe-port=%d: cannot listen on %s (in use by another process?)",
-        options_.probe_port, address));
+        "--probe-port=%s: cannot listen on %s (in use by another process?)",
+        PortText(options_.probe_port), address));
   }
   return absl::OkStatus();
 }

@@ -13,7 +13,9 @@ Runs, in order:
      measures health Check (probe port) and GetStatus (control socket);
      then its RSS again.
 Goals: health p99 < 1 ms, GetStatus p99 < 2 ms with 64 workers. Exit 1 when
-one is missed. Processes started here are stopped by pid; temp dirs removed.
+one is missed. Runs from any directory; temp dirs under $TMPDIR, removed;
+processes started here are stopped by pid. No port is guessed: the agent
+binds port 0 and --probe-port=auto and says in its log what it got.
 """
 
 import argparse
@@ -21,97 +23,57 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests"))  # tests/pylib, from any directory
+
+from pylib import paths, procfs  # noqa: E402
+from pylib.agent import AUTO, LOOPBACK, Agent  # noqa: E402
+from pylib.testcase import Cleanups  # noqa: E402
+from pylib.waiting import wait_for  # noqa: E402
+
+# The agent's RSS is read this long after every worker is READY, so the
+# usage sampler and the allocator have settled: a measurement window.
+SETTLE_S = 3
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_agent(scope, build, workers, control, nice=0):
+    """The agent over `workers` corral-test-workers on a port it binds; with
+    `control`, a control socket and a probe port it picks (auto)."""
+    flags = [f"--workers={workers}", "--drain-delay=0s", "--stop-timeout=5s"]
+    if control:
+        flags += [f"--probe-port={AUTO}", "--probe-address=127.0.0.1"]
+    worker = paths.binary("CORRAL_TEST_WORKER", build)
+    # The agent at another priority than its workers (they reset theirs to 0
+    # through `nice`): what a priority edge buys under load.
+    command, prefix = [worker], []
+    if nice:
+        command, prefix = ["nice", "-n", str(-nice), worker], ["nice", "-n", str(nice)]
+    agent = Agent(scope, flags, command=command, listen=[LOOPBACK], prefix=prefix,
+                  control_socket=None if control else "").start()
+    agent.wait_ready(workers, 60)
+    return agent
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench: timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def threads(pid):
-    return len(os.listdir(f"/proc/{pid}/task"))
-
-
-def ready_workers_from_log(path):
-    with open(path, errors="replace") as f:
-        return f.read().count("agent info worker_ready:")
-
-
-class Agent:
-    def __init__(self, build, workers, control, nice=0):
-        self.dir = tempfile.mkdtemp(prefix="corral-bench-")
-        self.socket = os.path.join(self.dir, "agent.sock")
-        self.port = free_port()
-        self.probe = free_port()
-        self.log = os.path.join(self.dir, "agent.log")
-        flags = [f"--workers={workers}", f"--listen=tcp://127.0.0.1:{self.port}",
-                 "--drain-delay=0s", "--stop-timeout=5s"]
-        if control:
-            flags += [f"--control-socket={self.socket}", f"--probe-port={self.probe}",
-                      "--probe-address=127.0.0.1"]
-        else:
-            flags += ["--control-socket="]
-        worker = os.path.join(build, "tests/worker/corral-test-worker")
-        # The agent at another priority than its workers (they reset theirs
-        # to 0 through `nice` below): what a priority edge buys under load.
-        command = [os.path.join(build, "agent/corral-agent"), *flags, "--"]
-        if nice:
-            command = ["nice", "-n", str(nice), *command, "nice", "-n", str(-nice)]
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [*command, worker],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_for(lambda: ready_workers_from_log(self.log) >= workers, 60,
-                 f"{workers} workers READY")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def connections_to(port):
+    """Established connections to a local port (the server's ends)."""
+    return sum(1 for s in procfs.tcp_sockets()
+               if s.local_port == port and s.state == procfs.ESTABLISHED)
 
 
 def settled_rss(pid):
-    """RSS after the usage sampler and allocator have settled (3 s)."""
-    time.sleep(3)
-    return rss_kib(pid)
+    time.sleep(SETTLE_S)
+    return procfs.rss_kib(pid)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default=os.path.join(REPO, "build"))
+    ap.add_argument("--build", help="build directory (default: build/ of this repository); "
+                    "relative to the current directory, else to the repository")
     ap.add_argument("--workers", type=int, default=64)
     ap.add_argument("--calls", type=int, default=5000)
     ap.add_argument("--clients", type=int, default=1)
@@ -121,49 +83,53 @@ def main():
     ap.add_argument("--connections", type=int, default=32,
                     help="wrk connections on the workers (0 = no load)")
     args = ap.parse_args()
-    bench = os.path.join(args.build, "bench/control/corral-control-bench")
-    for path in (bench, os.path.join(args.build, "agent/corral-agent"),
-                 os.path.join(args.build, "tests/worker/corral-test-worker")):
-        if not os.access(path, os.X_OK):
-            raise SystemExit(f"bench: {path} is missing; build first "
-                             f"(cmake --build {args.build})")
+    build = paths.build_dir(args.build)
+    os.environ.setdefault("CORRAL_AGENT", paths.binary("CORRAL_AGENT", build))
+    bench = paths.binary("CORRAL_CONTROL_BENCH", build)
+    ctl = paths.binary("CORRALCTL", build)
+    bad = paths.missing(bench, os.environ["CORRAL_AGENT"], ctl,
+                        paths.binary("CORRAL_TEST_WORKER", build))
+    if bad:
+        raise SystemExit(f"bench: not an executable file: {', '.join(bad)}; build them "
+                         f"(cmake --build {build} --target corral-agent corralctl "
+                         f"corral-test-worker corral-control-bench) or pass --build DIR")
 
     print(f"# {args.workers} workers of corral-test-worker, {os.cpu_count()} CPUs")
-    plain = Agent(args.build, args.workers, control=False)
-    try:
-        base_rss = settled_rss(plain.proc.pid)
-        base_threads = threads(plain.proc.pid)
-    finally:
+    with Cleanups("bench.control.plain") as scope:
+        plain = start_agent(scope, build, args.workers, control=False)
+        base_rss = settled_rss(plain.host_pid)
+        base_threads = procfs.thread_count(plain.host_pid)
         plain.stop()
 
-    agent = Agent(args.build, args.workers, control=True, nice=args.nice)
     load = None
-    try:
-        idle_rss = settled_rss(agent.proc.pid)
-        load = None
-        if args.connections > 0 and shutil.which("wrk"):
-            load = subprocess.Popen(
-                ["wrk", "-t1", f"-c{args.connections}", f"-d{args.load_seconds}s",
-                 f"http://127.0.0.1:{agent.port}/"],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            time.sleep(1)  # let the load ramp up
-        else:
-            print("# no HTTP load (wrk missing or --connections 0)")
-        result = subprocess.run(
-            [bench, "--socket", agent.socket, "--probe", f"127.0.0.1:{agent.probe}",
-             "--calls", str(args.calls), "--clients", str(args.clients)],
-            capture_output=True, text=True)
-        busy_rss = rss_kib(agent.proc.pid)
-        control_threads = threads(agent.proc.pid)
-        status = subprocess.run(
-            [os.path.join(args.build, "ctl/corralctl"), "--socket", agent.socket,
-             "status", "-o", "json"], capture_output=True, text=True)
-        ready = json.loads(status.stdout)["ready_workers"] if status.returncode == 0 else "?"
-    finally:
-        if load and load.poll() is None:
-            load.send_signal(signal.SIGINT)
-        load_out = load.communicate(timeout=30)[0] if load else ""
-        agent.stop()
+    with Cleanups("bench.control") as scope:
+        agent = start_agent(scope, build, args.workers, control=True, nice=args.nice)
+        try:
+            idle_rss = settled_rss(agent.host_pid)
+            if args.connections > 0 and shutil.which("wrk"):
+                load = subprocess.Popen(
+                    ["wrk", "-t1", f"-c{args.connections}", f"-d{args.load_seconds}s",
+                     f"http://127.0.0.1:{agent.port}/"],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                # The load is on once every wrk connection is established.
+                wait_for(lambda: connections_to(agent.port) >= args.connections, 10,
+                         f"{args.connections} wrk connections")
+            else:
+                print("# no HTTP load (wrk missing or --connections 0)")
+            result = subprocess.run(
+                [bench, "--socket", agent.socket, "--probe", f"127.0.0.1:{agent.probe_port}",
+                 "--calls", str(args.calls), "--clients", str(args.clients)],
+                capture_output=True, text=True)
+            busy_rss = procfs.rss_kib(agent.host_pid)
+            control_threads = procfs.thread_count(agent.host_pid)
+            status = subprocess.run([ctl, "--socket", agent.socket, "status", "-o", "json"],
+                                    capture_output=True, text=True)
+            ready = json.loads(status.stdout)["ready_workers"] if status.returncode == 0 else "?"
+        finally:
+            if load and load.poll() is None:
+                load.send_signal(signal.SIGINT)
+            load_out = load.communicate(timeout=30)[0] if load else ""
+            agent.stop()
 
     print(result.stdout, end="")
     if result.returncode not in (0, 1):

@@ -10,71 +10,33 @@ Two workers, two ways, on this machine's loopback:
 trip per request). Redis: $REDIS_URL, else a redis-server this script starts.
 
 usage: bench/http/bench.py [--duration 5] [--connections 32] [--threads 2]
-                          [--rounds 3]
-env: CORRAL_AGENT, CORRAL_WORKER (default build/agent/..., build/worker/...)
+                          [--rounds 3] [--build DIR]
+Runs from any directory; temp files under $TMPDIR. Ports: the agent and this
+script bind port 0 and read what they got.
+env: CORRAL_AGENT, CORRAL_WORKER (default: --build DIR, else build/ of this
+repository: agent/corral-agent, worker/corral-worker)
 """
 import argparse
-import ctypes
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-AGENT = os.environ.get("CORRAL_AGENT",
-                       os.path.join(ROOT, "build", "agent", "corral-agent"))
-WORKER = os.environ.get("CORRAL_WORKER",
-                        os.path.join(ROOT, "build", "worker", "corral-worker"))
-_libc = ctypes.CDLL(None)
-_procs = []
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # tests/pylib, from any directory
 
-
-def spawn(argv, **kw):
-    p = subprocess.Popen(argv, preexec_fn=lambda: _libc.prctl(1, 9),
-                         start_new_session=True, **kw)
-    _procs.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGTERM):
-    if p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(25)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port,
-                                        timeout=0.5) as r:
-                if b'"redis":"up"' in r.read():
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("workers on port %d did not come up" % port)
+from pylib import paths, procfs  # noqa: E402
+from pylib.agent import LOOPBACK, Agent  # noqa: E402
+from pylib.http_client import get, wait_http  # noqa: E402
+from pylib.processes import stop  # noqa: E402
+from pylib.redis import Redis  # noqa: E402
+from pylib.testcase import Cleanups  # noqa: E402
+from pylib.workers import listening_socket, start_worker  # noqa: E402
 
 
 def cookie(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/session" % port) as r:
-        return r.headers["Set-Cookie"].split(";")[0]
+    return get(port, "/session")[1]["Set-Cookie"].split(";")[0]
 
 
 def wrk(url, args, headers=(), cpu_pids=(), redis_pids=()):
@@ -82,10 +44,10 @@ def wrk(url, args, headers=(), cpu_pids=(), redis_pids=()):
            "-d%ds" % args.duration, "--latency"]
     for hdr in headers:
         cmd += ["-H", hdr]
-    w0, r0 = cpu_seconds(cpu_pids), cpu_seconds(redis_pids)
+    w0, r0 = procfs.cpu_seconds(cpu_pids), procfs.cpu_seconds(redis_pids)
     out = subprocess.run(cmd + [url], capture_output=True, text=True,
                          check=True).stdout
-    w1, r1 = cpu_seconds(cpu_pids), cpu_seconds(redis_pids)
+    w1, r1 = procfs.cpu_seconds(cpu_pids), procfs.cpu_seconds(redis_pids)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -99,51 +61,21 @@ def wrk(url, args, headers=(), cpu_pids=(), redis_pids=()):
             "socket_errors": sock_err.group(1) if sock_err else ""}
 
 
-def start_corral(env, log):
-    port = free_port()
-    p = spawn([AGENT, "--workers=2", "--listen=tcp://127.0.0.1:%d" % port,
-               "--drain-delay=0s", "--", WORKER], env=env, stdout=log,
-              stderr=subprocess.STDOUT)
-    return port, [p]
+def start_corral(scope, env, worker):
+    """corral-agent over 2 workers on a port it binds; (port, [agent proc],
+    worker pids)."""
+    agent = Agent(scope, ["--workers=2", "--drain-delay=0s"], command=[worker],
+                  listen=[LOOPBACK], control_socket="", env=env).start()
+    agent.wait_ready(2, 15)
+    return agent.port, [agent.proc], lambda: procfs.children(agent.host_pid)
 
 
-def start_bare(env, log):
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    port = sock.getsockname()[1]
-    workers = []
-    for i in range(2):
-        e = dict(env, LISTEN_FDS="1", CORRAL_WORKER_ID=str(i))
-        # fd 3 = the shared socket; LISTEN_PID = the worker's own pid.
-        workers.append(spawn(
-            ["/bin/sh", "-c",
-             'exec 3<&0 0</dev/null; LISTEN_PID=$$ exec "$@"', "sh", WORKER],
-            env=e, stdin=sock.fileno(), stdout=log, stderr=subprocess.STDOUT))
-    sock.close()
-    return port, workers
-
-
-def cpu_seconds(pids):
-    """utime + stime of `pids` (workers, redis), from /proc."""
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def worker_pids(name, procs):
-    if name == "bare":
-        return [p.pid for p in procs]
-    pid = procs[0].pid  # the agent: its children are the workers
-    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-        return [int(x) for x in f.read().split()]
+def start_bare(scope, env, worker):
+    """The same two workers sharing a socket this script opened, no agent."""
+    sock = listening_socket(scope)
+    workers = [start_worker(scope, env, sock=sock, worker_id=str(i), command=[worker])
+               for i in range(2)]
+    return sock.getsockname()[1], [w.proc for w in workers], lambda: [w.pid for w in workers]
 
 
 def median(values):
@@ -157,55 +89,51 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--build", help="build directory (default: build/ of this "
+                    "repository, or $CORRAL_BUILD_DIR); CORRAL_AGENT and CORRAL_WORKER "
+                    "override single binaries")
     args = ap.parse_args()
-    for tool, path in (("wrk", shutil.which("wrk")), ("agent", AGENT),
-                       ("worker", WORKER)):
-        if not path or not os.access(path, os.X_OK):
-            raise SystemExit("bench: %s not found (%s); build first" %
-                             (tool, path))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
-    tmp = tempfile.mkdtemp(prefix="corral-bench-")
-    redis_proc = None
-    try:
-        if not env.get("REDIS_URL"):
-            rport = free_port()
-            redis_proc = spawn(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-                   "--save", "", "--dir", tmp], stdout=subprocess.DEVNULL)
-            env["REDIS_URL"] = "redis://127.0.0.1:%d/0" % rport
-        with open(os.path.join(tmp, "workers.log"), "w") as log:
-            setups = {"corral": start_corral(env, log),
-                      "bare": start_bare(env, log)}
-            cookies = {}
-            for name, (port, _) in setups.items():
-                wait_ready(port)
-                cookies[name] = cookie(port)
-                wrk("http://127.0.0.1:%d/" % port, argparse.Namespace(
-                    threads=1, connections=4, duration=1))  # warm-up
-            # Interleaved rounds, alternating the order, so that drift in
-            # the machine's load does not favour one setup.
-            runs = {}
-            for r in range(args.rounds):
-                order = list(setups) if r % 2 == 0 else list(setups)[::-1]
-                for path in ("/", "/session"):
-                    for name in order:
-                        port = setups[name][0]
-                        hdr = ["Cookie: " + cookies[name]] \
-                            if path == "/session" else []
-                        runs.setdefault((name, path), []).append(
-                            wrk("http://127.0.0.1:%d%s" % (port, path), args,
-                                headers=hdr,
-                                cpu_pids=worker_pids(name, setups[name][1]),
-                                redis_pids=[redis_proc.pid] if redis_proc
-                                else []))
-            for _, procs in setups.values():
-                for p in procs:
-                    stop(p)
-    finally:
-        for p in _procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+    build = paths.build_dir(args.build)
+    agent_path = paths.binary("CORRAL_AGENT", build)
+    worker = paths.binary("CORRAL_WORKER", build)
+    if not shutil.which("wrk"):
+        raise SystemExit("bench: wrk not found (apt-get install wrk)")
+    bad = paths.missing(agent_path, worker)
+    if bad:
+        raise SystemExit(f"bench: not an executable file: {', '.join(bad)}; build them "
+                         f"(cmake --build {build}) or pass --build DIR")
+    os.environ["CORRAL_AGENT"] = agent_path  # what pylib.agent starts
+    env = {"REDIS_URL": os.environ["REDIS_URL"]} if os.environ.get("REDIS_URL") else {}
+    with Cleanups("bench.http") as scope:
+        redis = None
+        if not env:
+            redis = Redis()
+            scope.addCleanup(redis.close)
+            env["REDIS_URL"] = redis.url
+        setups = {"corral": start_corral(scope, env, worker),
+                  "bare": start_bare(scope, env, worker)}
+        cookies = {}
+        for name, (port, _, _) in setups.items():
+            wait_http(port, contains=b'"redis":"up"', timeout=15)
+            cookies[name] = cookie(port)
+            wrk("http://127.0.0.1:%d/" % port, argparse.Namespace(
+                threads=1, connections=4, duration=1))  # warm-up
+        # Interleaved rounds, alternating the order, so that drift in
+        # the machine's load does not favour one setup.
+        runs = {}
+        for r in range(args.rounds):
+            order = list(setups) if r % 2 == 0 else list(setups)[::-1]
+            for path in ("/", "/session"):
+                for name in order:
+                    port, _, worker_pids = setups[name]
+                    hdr = ["Cookie: " + cookies[name]] if path == "/session" else []
+                    runs.setdefault((name, path), []).append(
+                        wrk("http://127.0.0.1:%d%s" % (port, path), args, headers=hdr,
+                            cpu_pids=worker_pids(),
+                            redis_pids=[redis.proc.pid] if redis else []))
+        for _, procs, _ in setups.values():
+            for p in procs:
+                stop(p, timeout=25)
 
     print("wrk -t%d -c%d -d%ds, 2 workers, %s, %d CPUs, median of %d "
           "interleaved rounds" % (args.threads, args.connections,

@@ -5,15 +5,18 @@ import os
 import time
 import unittest
 
-from harness import Agent, AgentTestCase, TempDir, WORKER, note
+from pylib import paths
+from pylib.agent import Agent
+from pylib.testcase import TestCase, note
 
 MISSING = "/nonexistent/corral-no-such-command"
 
 
-class BadCommand(AgentTestCase):
+class BadCommand(TestCase):
 
     def run_to_exit(self, command, agent_args=("--workers=2",), json=True, timeout=15):
-        agent = Agent(self, list(agent_args), command=command, log_format_json=json)
+        agent = Agent(self, agent_args, command=command, log_format="json" if json else None,
+                      pid1=True)
         agent.start(wait_started=False)
         t0 = time.monotonic()
         rc = agent.wait_exit(timeout)
@@ -57,7 +60,7 @@ class BadCommand(AgentTestCase):
     def test_missing_interpreter_fails_at_exec(self):
         # Passes any up-front check (it is an executable file); execve fails
         # with ENOENT, so the exec-failure path itself runs.
-        path = TempDir(self).join("bad-interpreter")
+        path = os.path.join(self.temp_dir(), "bad-interpreter")
         with open(path, "w") as f:
             f.write("#!/nonexistent/corral-interpreter\n")
         os.chmod(path, 0o755)
@@ -72,7 +75,7 @@ class BadCommand(AgentTestCase):
         self.assertIn(MISSING, text)
 
     def test_not_executable(self):
-        path = TempDir(self).join("not-executable")
+        path = os.path.join(self.temp_dir(), "not-executable")
         with open(path, "w") as f:
             f.write("#!/bin/sh\nexit 0\n")
         os.chmod(path, 0o644)
@@ -81,7 +84,7 @@ class BadCommand(AgentTestCase):
 
     def test_crash_loop_backs_off_then_gives_up(self):
         agent, rc, _ = self.run_to_exit(
-            [WORKER, "--exit-after-ms=0", "--exit-code=3", "--never-ready"],
+            [paths.binary("CORRAL_TEST_WORKER"), "--exit-after-ms=0", "--exit-code=3", "--never-ready"],
             agent_args=("--workers=1", "--restart-backoff=50ms,400ms"), timeout=30)
         self.assertEqual(rc, 1, agent.tail())
         exits = agent.agent_events("worker_exited", worker=0)

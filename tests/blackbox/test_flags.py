@@ -1,25 +1,29 @@
 """Scenario 7: bad flags, values or a missing COMMAND exit 2 with one line on
 stderr naming the flag and the value; a flag beats its environment variable."""
 
-import os
 import subprocess
 import unittest
 
-from harness import AGENT, WORKER, Agent, AgentTestCase, TempDir, check_binaries, free_port
+from pylib import paths
+from pylib.agent import agent_env
+from pylib.http_client import http_get
+from pylib.testcase import TestCase
+
+AGENT = paths.binary("CORRAL_AGENT")
+WORKER = paths.binary("CORRAL_TEST_WORKER")
 
 
-class Flags(AgentTestCase):
+class Flags(TestCase):
 
     def setUp(self):
-        check_binaries(self)
-        self.cwd = TempDir(self).path
+        paths.require(("CORRAL_AGENT", AGENT), ("CORRAL_TEST_WORKER", WORKER))
+        self.cwd = self.temp_dir()
 
     def run_agent(self, args, env=None):
         """Runs the agent to completion (it must exit by itself)."""
         try:
             return subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=10,
-                                  cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                  env=dict(os.environ, **(env or {})))
+                                  cwd=self.cwd, stdin=subprocess.DEVNULL, env=agent_env(env))
         except subprocess.TimeoutExpired as e:
             # run() has killed it (our own child) by now.
             self.fail(f"agent {args} did not exit: it started? stdout={e.stdout!r}")
@@ -47,6 +51,8 @@ class Flags(AgentTestCase):
         self.assertUsageError(["--listen=ftp://127.0.0.1:80", *cmd], "listen", "ftp://127.0.0.1:80")
         self.assertUsageError(["--listen=tcp://127.0.0.1:notaport", *cmd], "listen", "notaport")
         self.assertUsageError(["--log-format=xml", *cmd], "log-format", "xml")
+        self.assertUsageError(["--probe-port=lots", *cmd], "probe-port", "lots")
+        self.assertUsageError(["--http-port=70000", *cmd], "http-port", "70000")
         self.assertUsageError(["--frobnicate", *cmd], "frobnicate")
 
     def test_missing_command(self):
@@ -60,18 +66,30 @@ class Flags(AgentTestCase):
         self.assertUsageError(["--", WORKER], "ready", "bogus", env={"CORRAL_READY": "bogus"})
 
     def test_flag_beats_environment(self):
-        port = free_port()
-        agent = Agent(self, ["--workers=2", *self.listen_args(port)], pid1=False,
-                      env={"CORRAL_WORKERS": "1", "CORRAL_LOG_FORMAT": "text"}).start()
+        agent = self.start_agent(["--workers=2"], env={"CORRAL_WORKERS": "1",
+                                                       "CORRAL_LOG_FORMAT": "text"})
         self.assertEqual(agent.agent_events("agent_started")[0].get("workers"), 2)
         agent.wait_ready(2)
 
     def test_environment_is_used(self):
-        port = free_port()
-        agent = Agent(self, [], pid1=False, env={
-            "CORRAL_WORKERS": "2", "CORRAL_LISTEN": f"tcp://127.0.0.1:{port}"}).start()
+        agent = self.start_agent(listen=(), env={
+            "CORRAL_WORKERS": "2", "CORRAL_LISTEN": "tcp://127.0.0.1:0"})
         self.assertEqual(agent.agent_events("agent_started")[0].get("workers"), 2)
+        self.assertRegex(agent.listen[0], r"^tcp://127\.0\.0\.1:[1-9]\d*$",
+                         "listening where CORRAL_LISTEN said")
         agent.wait_ready(2)
+
+    def test_auto_ports_are_bound_and_reported(self):
+        # --probe-port=auto / --http-port=auto: the kernel picks, the event says.
+        agent = self.start_agent(["--workers=1", "--probe-port=auto", "--http-port=auto",
+                                  "--probe-address=127.0.0.1"])
+        listening = agent.control_listening()
+        self.assertGreater(agent.probe_port, 0, listening)
+        self.assertGreater(agent.http_port, 0, listening)
+        self.assertNotEqual(agent.probe_port, agent.http_port)
+        self.assertIn(f"probe port {agent.probe_port}", listening["msg"])
+        agent.wait_ready(1)
+        self.assertEqual(http_get(agent.http_port, "/livez"), (200, "ok\n"))
 
 
 if __name__ == "__main__":

@@ -7,15 +7,20 @@ import os
 import signal
 import unittest
 
-from harness import (AgentTestCase, LoadGenerator, accepted_peer_ports, free_port, http_get,
-                     note, parse_identity, proc_state, signal_is, wait_for)
+from pylib.agent import signal_is
+from pylib.http_client import LOST_IN_FLIGHT, OK, http_get, parse_identity
+from pylib.load import LoadGenerator
+from pylib.procfs import accepted_peer_ports, proc_state
+from pylib.testcase import TestCase, note
+from pylib.waiting import wait_for
 
 
-class KillUnderLoad(AgentTestCase):
+class KillUnderLoad(TestCase):
+    agent_pid1 = True
 
     def test_sigkill_one_worker(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=3", *self.listen_args(port)])
+        agent = self.start_agent(["--workers=3"])
+        port = agent.port
         ready = agent.wait_ready(3)
         victim_id = 1
         victim = ready[victim_id]
@@ -23,9 +28,8 @@ class KillUnderLoad(AgentTestCase):
         gen = agent.agent_events("worker_ready", worker=victim_id, pid=victim)[0]["gen"]
 
         # Every third request is slow, so the victim surely has some in flight.
-        load = LoadGenerator(port, threads=6, paths=lambda t, i: (
-            f"/?t={t}&i={i}&sleep_ms=300" if i % 3 == 0 else f"/?t={t}&i={i}")).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=6, paths=lambda t, i: (
+            f"/?t={t}&i={i}&sleep_ms=300" if i % 3 == 0 else f"/?t={t}&i={i}"))
         load.wait_ok(60)
 
         # Freeze the victim, note which client connections it holds (it can
@@ -50,7 +54,7 @@ class KillUnderLoad(AgentTestCase):
 
         # The replacement takes traffic from the shared queue.
         wait_for(lambda: any(parse_identity(r.body) and parse_identity(r.body)["pid"] == again["pid"]
-                             for r in load.snapshot() if r.kind == "ok"),
+                             for r in load.snapshot() if r.kind == OK),
                  10, f"an answer from the replacement {again['pid']}")
         load.wait_ok(30)
         results = load.stop()
@@ -58,11 +62,11 @@ class KillUnderLoad(AgentTestCase):
         failures = LoadGenerator.failures(results)
         on_victim = [(r.path, r.kind) for r in results if r.local_port in victim_peers]
         served = collections.Counter(parse_identity(r.body)["worker"] for r in results
-                                     if r.kind == "ok")
+                                     if r.kind == OK)
         note(f"{LoadGenerator.summary(results)}; answers by worker {dict(served)}; "
              f"victim held {len(victim_peers)} connections: {on_victim}")
         unexplained = [r for r in failures
-                       if r.kind not in ("reset", "closed") or r.local_port not in victim_peers]
+                       if r.kind not in LOST_IN_FLIGHT or r.local_port not in victim_peers]
         self.assertEqual(unexplained, [],
                          f"failures beyond the victim's {len(victim_peers)} accepted "
                          f"connections (of {len(results)} requests)")
@@ -72,8 +76,8 @@ class KillUnderLoad(AgentTestCase):
                          {k: v for k, v in ready.items() if k != victim_id})
 
     def test_worker_exit_restarts_at_once(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=2", *self.listen_args(port)])
+        agent = self.start_agent(["--workers=2"])
+        port = agent.port
         ready = agent.wait_ready(2)
         status, body = http_get(port, "/exit?code=3")
         gone = parse_identity(body)

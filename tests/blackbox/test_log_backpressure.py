@@ -6,17 +6,20 @@ import os
 import signal
 import unittest
 
-from harness import (AgentTestCase, descendants, free_port, http_get, note, parse_identity,
-                     proc_state, wait_for)
+from pylib.http_client import http_get, parse_identity
+from pylib.procfs import descendants, proc_state
+from pylib.testcase import TestCase, note
+from pylib.waiting import wait_for
 
 
-class LogBackpressure(AgentTestCase):
+class LogBackpressure(TestCase):
+    agent_pid1 = True
 
     def test_blocked_stdout_drops_lines_and_keeps_supervising(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=2", *self.listen_args(port)])
+        agent = self.start_agent(["--workers=2"])
+        port = agent.port
         ready = agent.wait_ready(2)
-        agent.pause_stdout()
+        agent.log.pause()
 
         # 40 MB of worker output while nobody reads the agent's stdout: the
         # worker must not block on its pipe (the agent keeps reading it).
@@ -35,7 +38,7 @@ class LogBackpressure(AgentTestCase):
         zombies = [p for p in descendants(agent.host_pid) if proc_state(p) == "Z"]
         self.assertEqual(zombies, [])
 
-        agent.resume_stdout()
+        agent.log.resume()
         dropped = agent.wait_event("log_lines_dropped", timeout=15)
         note(f"log_lines_dropped: {dropped}")
         self.assertGreater(dropped.get("count", 0), 0)

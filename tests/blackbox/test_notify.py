@@ -7,14 +7,16 @@ import socket
 import unittest
 import urllib.parse
 
-from harness import AgentTestCase, free_port, http_get, parse_identity
+from pylib.http_client import http_get, parse_identity
+from pylib.testcase import TestCase
 
 
-class Notify(AgentTestCase):
+class Notify(TestCase):
+    agent_pid1 = True
 
     def setUp(self):
-        self.port = free_port()
-        self.agent = self.start_agent(["--workers=1", *self.listen_args(self.port)])
+        self.agent = self.start_agent(["--workers=1"])
+        self.port = self.agent.port
         self.ready = self.agent.wait_ready(1)
 
     def notify_via_worker(self, message, pad=0):
@@ -44,8 +46,8 @@ class Notify(AgentTestCase):
 
     def test_message_from_a_visible_stranger_is_rejected(self):
         # Not PID 1: the agent sees the test's real pid, which is no worker.
-        port = free_port()
-        agent = self.start_agent(["--workers=1", *self.listen_args(port)], pid1=False)
+        agent = self.start_agent(["--workers=1"], pid1=False)
+        port = agent.port
         ready = agent.wait_ready(1)
         self.send_as_stranger(agent, port, b"STOPPING=1")
         rejected = agent.wait_event("notify_rejected")

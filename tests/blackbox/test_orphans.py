@@ -3,16 +3,18 @@
 import re
 import unittest
 
-from harness import AgentTestCase, descendants, free_port, http_get, proc_state
+from pylib.http_client import http_get
+from pylib.procfs import descendants, proc_state
+from pylib.testcase import TestCase
 
 N_ORPHANS = 120
 
 
-class OrphanStorm(AgentTestCase):
+class OrphanStorm(TestCase):
 
     def run_storm(self, pid1):
-        port = free_port()
-        agent = self.start_agent(["--workers=2", *self.listen_args(port)], pid1=pid1)
+        agent = self.start_agent(["--workers=2"], pid1=pid1)
+        port = agent.port
         started = agent.agent_events("agent_started")[0]
         self.assertIs(started.get("pid1"), pid1, started)
         ready = agent.wait_ready(2)

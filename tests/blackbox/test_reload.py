@@ -6,35 +6,33 @@ import os
 import signal
 import unittest
 
-from harness import (AgentTestCase, LoadGenerator, TempDir, descendants, free_port, http_get,
-                     note, parse_identity, wait_for)
+from pylib.http_client import http_get, parse_identity
+from pylib.procfs import descendants, fd_count, thread_count
+from pylib.testcase import TestCase
+from pylib.waiting import wait_for
 
 
 def mixed_paths(t, i):
     return f"/?t={t}&i={i}&sleep_ms=200" if i % 4 == 0 else f"/?t={t}&i={i}"
 
 
-class Reload(AgentTestCase):
+class Reload(TestCase):
+    agent_pid1 = True
 
     def test_sighup_replaces_every_slot_without_failures(self):
-        port = free_port()
         # The replacement waits 150 ms before READY (and before accepting), so
         # an agent that does not wait for READY shows in the event order.
-        agent = self.start_agent(["--workers=3", *self.listen_args(port)],
-                                 ["--ready-delay-ms=150"])
+        agent = self.start_agent(["--workers=3"], ["--ready-delay-ms=150"])
+        port = agent.port
         old = agent.wait_ready(3)
-        load = LoadGenerator(port, threads=4, paths=mixed_paths).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=4, paths=mixed_paths)
         load.wait_ok(40)
 
         agent.signal(signal.SIGHUP)
         agent.wait_event("reload_finished", timeout=30)
         load.wait_ok(40)
         results = load.stop()
-        note(LoadGenerator.summary(results))
-
-        self.assertEqual(LoadGenerator.failures(results), [],
-                         f"failed requests out of {len(results)}")
+        self.assertNoFailedRequests(results)
         self.assertEqual(len(agent.agent_events("reload_started")), 1)
         self.assertEqual(agent.agent_events("reload_aborted"), [])
         done = {e["worker"]: e for e in agent.agent_events("reload_slot_done")}
@@ -63,13 +61,12 @@ class Reload(AgentTestCase):
                         f"slot {slot}: old worker stopped before the new one was READY: {order}")
 
     def test_failed_replacement_aborts_and_old_workers_keep_serving(self):
-        port = free_port()
-        poison = TempDir(self).join("fail-now")
-        agent = self.start_agent(["--workers=2", "--ready-timeout=3s", *self.listen_args(port)],
+        poison = os.path.join(self.temp_dir(), "fail-now")
+        agent = self.start_agent(["--workers=2", "--ready-timeout=3s"],
                                  [f"--fail-if-exists={poison}"])
+        port = agent.port
         old = agent.wait_ready(2)
-        load = LoadGenerator(port, threads=3, paths=mixed_paths).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=3, paths=mixed_paths)
         load.wait_ok(20)
 
         open(poison, "w").close()  # every new worker now exits 1 before READY
@@ -78,9 +75,7 @@ class Reload(AgentTestCase):
         self.assertIn(aborted.get("worker"), old)
         load.wait_ok(30)
         results = load.stop()
-        note(LoadGenerator.summary(results))
-
-        self.assertEqual(LoadGenerator.failures(results), [])
+        self.assertNoFailedRequests(results)
         self.assertEqual(agent.ready_workers(), old)
         for pid in old.values():
             self.assertEqual(agent.agent_events("worker_exited", pid=pid), [])
@@ -88,8 +83,7 @@ class Reload(AgentTestCase):
         self.assertLessEqual(answered, set(old.values()))
 
     def test_repeated_reloads_leak_no_fds_or_threads(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=2", *self.listen_args(port)])
+        agent = self.start_agent(["--workers=2"])
         agent.wait_ready(2)
         before = agent_resources(agent.host_pid)
         for k in range(1, 6):
@@ -104,7 +98,7 @@ class Reload(AgentTestCase):
 
 
 def agent_resources(pid):
-    return len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
+    return fd_count(pid), thread_count(pid)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@ import os
 import re
 import unittest
 
-from harness import (AgentTestCase, TempDir, free_port, http_get, parse_identity,
-                     socket_inodes, wait_for)
+from pylib.agent import LOOPBACK
+from pylib.http_client import http_get, parse_identity
+from pylib.procfs import socket_inodes
+from pylib.testcase import TestCase
+from pylib.waiting import wait_for
 
 
 def per_worker(port, path, pids, timeout=20):
@@ -37,14 +40,15 @@ def key_values(body, sep):
     return out
 
 
-class SharedSocket(AgentTestCase):
+class SharedSocket(TestCase):
+    agent_pid1 = True
 
     def setUp(self):
-        self.port = free_port()
-        self.unix_path = TempDir(self).join("admin.sock")
-        self.agent = self.start_agent([
-            "--workers=3", f"--listen=web=tcp://127.0.0.1:{self.port}",
-            f"--listen=admin=unix:{self.unix_path}"])
+        self.unix_path = os.path.join(self.temp_dir(), "admin.sock")
+        self.agent = self.start_agent(["--workers=3"], listen=[
+            f"web={LOOPBACK}", f"admin=unix:{self.unix_path}"])
+        self.port = self.agent.port
+        self.assertEqual(self.agent.listen[1], f"unix:{self.unix_path}")
         self.ready = self.agent.wait_ready(3)
         self.pids = set(self.ready.values())
 

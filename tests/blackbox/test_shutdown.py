@@ -7,22 +7,24 @@ import threading
 import time
 import unittest
 
-from harness import (AgentTestCase, LoadGenerator, free_port, http_get, note, one_request,
-                     signal_is)
+from pylib.agent import signal_is
+from pylib.http_client import http_get
+from pylib.load import LoadGenerator, one_request
+from pylib.testcase import TestCase, note
 
 DRAIN_DELAY = 0.4
 
 
-class Shutdown(AgentTestCase):
+class Shutdown(TestCase):
+    agent_pid1 = True
 
     def test_sigterm_finishes_in_flight_requests(self):
-        port = free_port()
         agent = self.start_agent(
-            ["--workers=2", f"--drain-delay={int(DRAIN_DELAY * 1000)}ms", "--stop-timeout=10s",
-             *self.listen_args(port)], ["--log-requests"])
+            ["--workers=2", f"--drain-delay={int(DRAIN_DELAY * 1000)}ms", "--stop-timeout=10s"],
+            ["--log-requests"])
+        port = agent.port
         ready = agent.wait_ready(2)
-        load = LoadGenerator(port, threads=2).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=2)
         load.wait_ok(20)
 
         slow = [None] * 6
@@ -71,9 +73,8 @@ class Shutdown(AgentTestCase):
                          "no restart during shutdown")
 
     def test_worker_ignoring_sigterm_is_killed(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=2", "--drain-delay=100ms", "--stop-timeout=1s",
-                                  *self.listen_args(port)], ["--ignore-term"])
+        agent = self.start_agent(["--workers=2", "--drain-delay=100ms", "--stop-timeout=1s"],
+                                 ["--ignore-term"])
         ready = agent.wait_ready(2)
         t_term = time.monotonic()
         agent.signal(signal.SIGTERM)
@@ -89,8 +90,7 @@ class Shutdown(AgentTestCase):
         self.assertIn(finished[0].get("killed"), (2, True), finished[0])
 
     def test_second_sigterm_cuts_the_drain_short(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=1", "--drain-delay=30s", *self.listen_args(port)])
+        agent = self.start_agent(["--workers=1", "--drain-delay=30s"])
         agent.wait_ready(1)
         agent.signal(signal.SIGTERM)
         agent.wait_event("shutdown_started")
@@ -100,8 +100,7 @@ class Shutdown(AgentTestCase):
         self.assertLess(time.monotonic() - t_second, 5)
 
     def test_sigint_drains_too(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=2", "--drain-delay=100ms", *self.listen_args(port)])
+        agent = self.start_agent(["--workers=2", "--drain-delay=100ms"])
         agent.wait_ready(2)
         agent.signal(signal.SIGINT)
         self.assertEqual(agent.wait_exit(10), 0, agent.tail())
@@ -110,9 +109,8 @@ class Shutdown(AgentTestCase):
         self.assertEqual(len(agent.agent_events("worker_exited", code=0, expected=True)), 2)
 
     def test_group_gets_sigterm_and_agent_waits_for_orphans(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=1", "--drain-delay=100ms", "--stop-timeout=10s",
-                                  *self.listen_args(port)])
+        agent = self.start_agent(["--workers=1", "--drain-delay=100ms", "--stop-timeout=10s"])
+        port = agent.port
         agent.wait_ready(1)
         # In the worker's process group, living 5 s unless signalled.
         in_group = orphan_pids(http_get(port, "/orphans?n=5&ms=5000&spread_ms=0")[1])

@@ -7,7 +7,9 @@ import signal
 import unittest
 import urllib.parse
 
-from harness import AgentTestCase, free_port, http_get, parse_identity, signal_is
+from pylib.agent import signal_is
+from pylib.http_client import http_get, parse_identity
+from pylib.testcase import TestCase
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -18,12 +20,13 @@ def log_line(tag, i, length):
     return line + "".join(chr(ord("a") + k % 26) for k in range(len(line), length))
 
 
-class SignalsAndLogs(AgentTestCase):
+class SignalsAndLogs(TestCase):
+    agent_pid1 = True
 
     def setUp(self):
-        self.port = free_port()
-        self.agent = self.start_agent(["--workers=3", *self.listen_args(self.port)],
+        self.agent = self.start_agent(["--workers=3"],
                                       ["--print-startup"])
+        self.port = self.agent.port
         self.ready = self.agent.wait_ready(3)
 
     def test_other_signals_reach_every_worker(self):

@@ -7,15 +7,17 @@ import signal
 import time
 import unittest
 
-from harness import AgentTestCase, free_port, http_get, parse_identity, signal_is
+from pylib.agent import signal_is
+from pylib.http_client import http_get, parse_identity
+from pylib.testcase import TestCase
+from pylib.waiting import hold
 
 
-class Timeouts(AgentTestCase):
+class Timeouts(TestCase):
+    agent_pid1 = True
 
     def test_ready_timeout(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=1", "--ready-timeout=1s", *self.listen_args(port)],
-                                 ["--never-ready"])
+        agent = self.start_agent(["--workers=1", "--ready-timeout=1s"], ["--never-ready"])
         spawned = agent.wait_event("worker_spawned", worker=0, gen=1)
         killed = agent.wait_event("worker_killed", worker=0, gen=1, timeout=6)
         self.assertEqual(killed.get("reason"), "ready_timeout", killed)
@@ -25,20 +27,17 @@ class Timeouts(AgentTestCase):
         self.assertEqual(agent.agent_events("worker_ready"), [])
 
     def test_watchdog(self):
-        port = free_port()
-        agent = self.start_agent(["--workers=2", "--watchdog=600ms", *self.listen_args(port)])
+        agent = self.start_agent(["--workers=2", "--watchdog=600ms"])
+        port = agent.port
         ready = agent.wait_ready(2)
         status, env = http_get(port, "/env")
         pid = parse_identity(env)["pid"]
         self.assertIn("WATCHDOG_USEC=600000\n", env)
         self.assertIn(f"WATCHDOG_PID={pid}\n", env)
 
-        # Pinging workers outlive several watchdog periods (bounded look).
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            self.assertEqual(http_get(port, "/")[0], 200)
-            self.assertEqual(agent.agent_events("worker_killed"), [], agent.tail())
-            time.sleep(0.05)
+        # Pinging workers outlive several watchdog periods (a bounded look).
+        hold(lambda: http_get(port, "/")[0] == 200 and not agent.agent_events("worker_killed"),
+             2.0, lambda: f"pinging workers serving, none killed:\n{agent.tail()}", interval=0.05)
 
         status, body = http_get(port, "/hang")
         hung = parse_identity(body)
@@ -59,8 +58,7 @@ class Timeouts(AgentTestCase):
 
     def test_stopped_worker_is_killed_by_watchdog(self):
         # A SIGSTOPped worker cannot act on SIGABRT: the agent must escalate.
-        port = free_port()
-        agent = self.start_agent(["--workers=1", "--watchdog=500ms", *self.listen_args(port)])
+        agent = self.start_agent(["--workers=1", "--watchdog=500ms"])
         pid = agent.wait_ready(1)[0]
         os.kill(agent.host_pid_of(pid), signal.SIGSTOP)
         exited = agent.wait_event("worker_exited", pid=pid, timeout=15)

@@ -9,7 +9,13 @@ import socket
 import subprocess
 import tempfile
 
-from rpcharness import CORRALCTL, Agent, TestCase, corralctl, free_port, wait_for
+import unittest
+
+from pylib import paths
+from pylib.agent import AUTO, SHELL_WORKER, Agent, corralctl
+from pylib.testcase import TestCase
+from pylib.waiting import wait_for
+from pylib.workers import ClosedPort
 
 FLAGS = ["--workers=2", "--ready=delay:50ms", "--drain-delay=100ms",
          "--stop-timeout=3s"]
@@ -40,7 +46,8 @@ class NoAgentTest(TestCase):
             self.assertIn("nothing listens there", err)
 
     def test_health_probe_nobody_listens(self):
-        code, out, err = corralctl("health", "--probe", f"127.0.0.1:{free_port()}")
+        closed = ClosedPort(self)  # bound, not listening: connections are refused
+        code, out, err = corralctl("health", "--probe", f"127.0.0.1:{closed.port}")
         self.assertEqual(code, 3)
         self.assertIn("cannot reach agent at 127.0.0.1:", err)
 
@@ -88,10 +95,10 @@ class NoAgentTest(TestCase):
 class WithAgentTest(TestCase):
     def setUp(self):
         super().setUp()
-        self.probe = free_port()
-        self.agent = Agent(self, flags=[*FLAGS, f"--probe-port={self.probe}",
-                                        "--probe-address=127.0.0.1"])
-        self.agent.wait_ready(2)
+        self.agent = Agent(self, [*FLAGS, f"--probe-port={AUTO}", "--probe-address=127.0.0.1"],
+                           command=SHELL_WORKER).start()
+        self.probe = self.agent.probe_port
+        self.agent.wait_status_ready(2)
 
     def ctl(self, *args):
         return self.agent.ctl(*args)
@@ -110,7 +117,7 @@ class WithAgentTest(TestCase):
     def spawn(self, *args):
         """A corralctl that runs until killed (by pid, in cleanup)."""
         out = tempfile.TemporaryFile(mode="w+")
-        p = subprocess.Popen([CORRALCTL, "--socket", self.agent.socket, *args],
+        p = subprocess.Popen([paths.binary("CORRALCTL"), "--socket", self.agent.socket, *args],
                              stdout=out, stderr=subprocess.STDOUT, text=True)
 
         def stop():
@@ -146,7 +153,7 @@ class WithAgentTest(TestCase):
         reply = self.json("scale", "3")
         self.assertEqual(reply, {"previous_workers": 2, "target_workers": 3,
                                  "auto_workers": False})
-        self.agent.wait_ready(3)
+        self.agent.wait_status_ready(3)
         self.assertIn("scaled: 3 -> 1 workers", self.ok("scale", "1"))
         self.assertIn("auto", self.ok("scale", "auto"))
         code, out, err = self.ctl("scale", "-1")
@@ -159,7 +166,7 @@ class WithAgentTest(TestCase):
         self.assertIn("[1/2] worker 0: pid", out)
         self.assertIn("[2/2] worker 1: pid", out)
         self.assertIn("reload finished: 2 of 2", out)
-        self.agent.wait_ready(2)
+        self.agent.wait_status_ready(2)
         phases = [p["phase"] for p in self.json_lines("reload")]
         self.assertEqual(phases, ["STARTED", "SLOT_DONE", "SLOT_DONE", "FINISHED"])
 
@@ -257,5 +264,4 @@ class WithAgentTest(TestCase):
 
 
 if __name__ == "__main__":
-    import unittest
     unittest.main()

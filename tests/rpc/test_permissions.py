@@ -6,8 +6,10 @@ import os
 import stat
 import subprocess
 import sys
+import unittest
 
-from rpcharness import Agent, TestCase
+from pylib.agent import SHELL_WORKER, Agent
+from pylib.testcase import TestCase
 
 # Runs as another uid: one GetStatus over the socket, prints code and details.
 CLIENT = r"""
@@ -32,14 +34,12 @@ def as_nobody(*cmd):
 
 class PermissionTest(TestCase):
     def setUp(self):
-        super().setUp()
         if os.geteuid() != 0:
             self.skipTest("needs root to run a client as another uid")
         # The directory is open to all, so only the socket's own protection
         # is under test.
-        self.agent = Agent(self, flags=["--workers=1", "--ready=delay:50ms",
-                                          "--drain-delay=100ms"],
-                           dir_mode=0o755)
+        self.agent = Agent(self, ["--workers=1", "--ready=delay:50ms", "--drain-delay=100ms"],
+                           command=SHELL_WORKER, dir_mode=0o755).start()
 
     def grpc_as_nobody(self, method="/corral.v1.Agent/GetStatus"):
         p = as_nobody(sys.executable, "-c", CLIENT, self.agent.socket, method)
@@ -77,5 +77,4 @@ class PermissionTest(TestCase):
 
 
 if __name__ == "__main__":
-    import unittest
     unittest.main()

@@ -3,42 +3,39 @@ port from a client corral did not write (python3-grpcio), through a drain and
 a SIGTERM; nothing else answers on the probe port. Also /livez, /readyz and
 /metrics on the HTTP port, and reflection on the control socket only."""
 
-import http.client
 import signal
+import unittest
 
 import grpc
 
-from rpcharness import (NOT_SERVING, SERVING, Agent, TestCase, free_port,
-                        health_request, health_status, identity, wait_for)
+from pylib.agent import AUTO, SHELL_WORKER, Agent
+from pylib.grpc_health import (NOT_SERVING, SERVING, HealthClient, channel, raw_stream,
+                               raw_unary)
+from pylib.http_client import http_get
+from pylib.testcase import TestCase
+from pylib.waiting import wait_for
 
 
 class ProbePortTest(TestCase):
     def start(self, drain_delay="300ms"):
-        self.probe = free_port()
-        self.http = free_port()
-        self.agent = Agent(self, flags=[
+        self.agent = Agent(self, [
             "--workers=2", "--ready=delay:50ms", f"--drain-delay={drain_delay}",
-            "--stop-timeout=3s", f"--probe-port={self.probe}",
-            f"--http-port={self.http}", "--probe-address=127.0.0.1"])
-        self.agent.wait_ready(2)
-        self.probe_channel = self.agent.channel(f"127.0.0.1:{self.probe}")
-        self.check = self.probe_channel.unary_unary(
-            "/grpc.health.v1.Health/Check", request_serializer=identity,
-            response_deserializer=identity)
+            "--stop-timeout=3s", f"--probe-port={AUTO}", f"--http-port={AUTO}",
+            "--probe-address=127.0.0.1"], command=SHELL_WORKER).start()
+        self.probe = self.agent.probe_port
+        self.http = self.agent.http_port
+        self.agent.wait_status_ready(2)
+        self.probe_channel = channel(self, f"127.0.0.1:{self.probe}")
+        self.health_client = HealthClient(channel=self.probe_channel)
 
     def health(self, service):
-        return health_status(self.check(health_request(service), timeout=5))
+        return self.health_client.check(service, timeout=5)
 
     def all_health(self):
         return {s: self.health(s) for s in ("liveness", "readiness", "")}
 
     def get(self, path):
-        conn = http.client.HTTPConnection("127.0.0.1", self.http, timeout=5)
-        conn.request("GET", path)
-        r = conn.getresponse()
-        body = r.read().decode()
-        conn.close()
-        return r.status, body
+        return http_get(self.http, path)
 
     def test_check_through_a_drain(self):
         self.start()
@@ -81,14 +78,10 @@ class ProbePortTest(TestCase):
         self.start()
         for method in ("/corral.v1.Agent/GetStatus", "/corral.v1.Agent/Shutdown",
                        "/corral.v1.Agent/Drain"):
-            call = self.probe_channel.unary_unary(
-                method, request_serializer=identity, response_deserializer=identity)
             with self.assertRaises(grpc.RpcError) as e:
-                call(b"", timeout=5)
+                raw_unary(self.probe_channel, method)(b"", timeout=5)
             self.assertEqual(e.exception.code(), grpc.StatusCode.UNIMPLEMENTED, method)
-        reflect = self.probe_channel.stream_stream(
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-            request_serializer=identity, response_deserializer=identity)
+        reflect = raw_stream(self.probe_channel, REFLECTION)
         with self.assertRaises(grpc.RpcError) as e:
             list(reflect(iter([b"\x3a\x00"]), timeout=5))
         self.assertEqual(e.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
@@ -97,13 +90,10 @@ class ProbePortTest(TestCase):
 
     def test_watch_on_the_probe_port(self):
         self.start()
-        watch = self.probe_channel.unary_stream(
-            "/grpc.health.v1.Health/Watch", request_serializer=identity,
-            response_deserializer=identity)
-        stream = watch(health_request("readiness"), timeout=20)
-        self.assertEqual(health_status(next(stream)), SERVING)
+        stream = self.health_client.watch("readiness", timeout=20)
+        self.assertEqual(next(stream), SERVING)
         self.assertEqual(self.agent.ctl("drain")[0], 0)
-        self.assertEqual(health_status(next(stream)), NOT_SERVING)
+        self.assertEqual(next(stream), NOT_SERVING)
         stream.cancel()
 
     def test_http_endpoints(self):
@@ -133,17 +123,17 @@ class ProbePortTest(TestCase):
 
 class ReflectionTest(TestCase):
     def test_control_socket_serves_reflection(self):
-        agent = Agent(self, flags=["--workers=1", "--ready=delay:50ms",
-                                   "--drain-delay=100ms"])
-        reflect = agent.channel().stream_stream(
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-            request_serializer=identity, response_deserializer=identity)
+        agent = Agent(self, ["--workers=1", "--ready=delay:50ms", "--drain-delay=100ms"],
+                      command=SHELL_WORKER).start()
+        reflect = raw_stream(channel(self, f"unix:{agent.socket}"), REFLECTION)
         # ServerReflectionRequest{list_services: ""}
         response = next(reflect(iter([b"\x3a\x00"]), timeout=5))
         self.assertIn(b"corral.v1.Agent", response)
         self.assertIn(b"grpc.health.v1.Health", response)
 
 
+REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+
+
 if __name__ == "__main__":
-    import unittest
     unittest.main()

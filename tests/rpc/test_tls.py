@@ -6,11 +6,14 @@ openssl for each run."""
 import os
 import shutil
 import subprocess
-import tempfile
+import unittest
 
 import grpc
 
-from rpcharness import Agent, TestCase, free_port, identity, wait_for
+from pylib import paths
+from pylib.agent import SHELL_WORKER, Agent, agent_env
+from pylib.grpc_health import raw_unary
+from pylib.testcase import TestCase
 
 FLAGS = ["--workers=1", "--ready=delay:50ms", "--drain-delay=100ms"]
 
@@ -43,8 +46,7 @@ class MutualTlsTest(TestCase):
         super().setUp()
         if shutil.which("openssl") is None:
             self.skipTest("openssl is not installed")
-        self.certs = tempfile.mkdtemp(prefix="corral-tls-")
-        self.addCleanup(shutil.rmtree, self.certs, ignore_errors=True)
+        self.certs = self.temp_dir("corral-tls-")
         make_ca(self.certs, "ca")
         make_ca(self.certs, "other-ca")
         make_cert(self.certs, "server", "ca", san="IP:127.0.0.1,DNS:localhost")
@@ -55,9 +57,10 @@ class MutualTlsTest(TestCase):
         with open(os.path.join(self.certs, name), "rb") as f:
             return f.read()
 
-    def tls_flags(self, port):
+    def tls_flags(self):
         c = self.certs
-        return [f"--control-tls-listen=127.0.0.1:{port}",
+        # Port 0: the agent binds a free port and names it in control_listening.
+        return ["--control-tls-listen=127.0.0.1:0",
                 f"--control-tls-cert={c}/server.pem", f"--control-tls-key={c}/server.key",
                 f"--control-tls-client-ca={c}/ca.pem"]
 
@@ -67,15 +70,12 @@ class MutualTlsTest(TestCase):
             private_key=self.read(f"{client}.key") if client else None,
             certificate_chain=self.read(f"{client}.pem") if client else None)
         with grpc.secure_channel(f"127.0.0.1:{port}", creds) as ch:
-            call = ch.unary_unary("/corral.v1.Agent/GetStatus",
-                                  request_serializer=identity,
-                                  response_deserializer=identity)
-            return call(b"", timeout=5)
+            return raw_unary(ch, "/corral.v1.Agent/GetStatus")(b"", timeout=5)
 
     def test_only_clients_of_the_client_ca_get_in(self):
-        port = free_port()
-        agent = Agent(self, flags=[*FLAGS, *self.tls_flags(port)])
-        wait_for(lambda: f"mTLS port {port}" in agent.log(), what="the mTLS port")
+        agent = Agent(self, [*FLAGS, *self.tls_flags()], command=SHELL_WORKER).start()
+        port = agent.tls_port
+        self.assertIn(f"mTLS port {port}", agent.control_listening()["msg"])
         self.assertTrue(self.get_status(port, "client"))
         for client in (None, "stranger"):
             with self.assertRaises(grpc.RpcError) as e:
@@ -83,20 +83,18 @@ class MutualTlsTest(TestCase):
             self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE, client)
 
     def test_unreadable_certificate_fails_at_start(self):
-        port = free_port()
-        flags = [f for f in self.tls_flags(port) if "tls-cert=" not in f]
+        flags = [f for f in self.tls_flags() if "tls-cert=" not in f]
         flags.append(f"--control-tls-cert={self.certs}/missing.pem")
-        d = tempfile.mkdtemp(prefix="corral-rpc-")
-        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
-        p = subprocess.run([os.environ.get("CORRAL_AGENT", "corral-agent"),
-                            f"--control-socket={d}/a.sock", *FLAGS, *flags,
+        d = self.temp_dir("corral-rpc-")
+        agent = paths.binary("CORRAL_AGENT")
+        paths.require(("CORRAL_AGENT", agent))
+        p = subprocess.run([agent, f"--control-socket={d}/a.sock", *FLAGS, *flags,
                             "--", "/bin/true"],
-                           capture_output=True, text=True, timeout=20)
+                           capture_output=True, text=True, timeout=20, env=agent_env())
         self.assertEqual(p.returncode, 1)
         self.assertIn(f"--control-tls-cert={self.certs}/missing.pem: cannot read",
                       p.stderr)
 
 
 if __name__ == "__main__":
-    import unittest
     unittest.main()

@@ -16,44 +16,44 @@ which does not leak) is not replaced again.
 import os
 import unittest
 
-from sizing_harness import (AgentProcess, HERE, Load, check_binaries, free_port,
-                            join_cgroup_fn, make_v1_cgroup, note)
+from pylib import cgroups
+from pylib.agent import LOOPBACK, Agent
+from pylib.load import sleep_paths
+from pylib.testcase import TestCase, note
 
-LEAKY = os.path.join(HERE, "leaky_worker.py")
+LEAKY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "leaky_worker.py")
 MiB = 1 << 20
 
 
-class MemoryBoundTest(unittest.TestCase):
+class MemoryBoundTest(TestCase):
 
     def run_leak(self, name, memory_flag, bound, leak_mib_per_s, preexec=None):
         """Runs the scenario; returns the agent's EventLog."""
-        check_binaries(self)
-        port = free_port()
-        agent = AgentProcess(self, name, [
-            "--log-format=json", f"--listen=tcp://127.0.0.1:{port}",
-            "--control-socket", "", "--workers=2", memory_flag,
-            "--drain-delay=100ms", "--stop-timeout=20s",
-            "--", "/usr/bin/python3", LEAKY, f"--leak-mib-per-s={leak_mib_per_s}",
-            "--leak-slot=1", "--leak-gen=1", "--leak-max-mib=160"], preexec=preexec)
+        agent = Agent(self, ["--workers=2", memory_flag, "--drain-delay=100ms",
+                             "--stop-timeout=20s"],
+                      command=["/usr/bin/python3", LEAKY, f"--leak-mib-per-s={leak_mib_per_s}",
+                               "--leak-slot=1", "--leak-gen=1", "--leak-max-mib=160"],
+                      listen=[LOOPBACK], control_socket="", preexec=preexec,
+                      name=f"{self.id()}.{name}").start()
+        port = agent.port
         log = agent.log
 
-        sizing = log.wait("sizing", 10)
+        sizing = log.wait_event("sizing", 10)
         self.assertIs(sizing.get("auto"), False, sizing)  # --workers=2 was parsed
-        budget = log.wait("memory_budget", 10)
+        budget = log.wait_event("memory_budget", 10)
         note(f"memory_budget: {budget['msg']}")
         self.assertEqual(budget.get("bytes"), bound, budget)
-        started = log.wait("agent_started", 10)
+        started = log.wait_event("agent_started", 10)
         self.assertEqual(started.get("workers"), 2, started)
-        r0 = log.wait("worker_ready", 20, worker=0)
-        r1 = log.wait("worker_ready", 20, worker=1)
+        r0 = log.wait_event("worker_ready", 20, worker=0)
+        r1 = log.wait_event("worker_ready", 20, worker=1)
         old_pid = r1["pid"]
 
-        load = Load(port, threads=6).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=6, paths=sleep_paths(), timeout=15.0)
         load.wait_ok(30, 15)
 
         # bound / rate seconds of leaking, plus two samples.
-        replace = log.wait("memory_replace", 40, worker=1)
+        replace = log.wait_event("memory_replace", 40, worker=1)
         note(f"memory_replace: {replace['msg']}")
         self.assertEqual(replace.get("pid"), old_pid, replace)
         self.assertGreater(replace.get("rss_bytes", 0), bound, replace)
@@ -61,13 +61,13 @@ class MemoryBoundTest(unittest.TestCase):
 
         # The agent calls Supervisor::Replace (which logs worker_spawned)
         # before it logs memory_replace, so the spawn may come just before it.
-        spawned = log.wait("worker_spawned", 10, after=r1["_i"], worker=1, gen=2)
+        spawned = log.wait_event("worker_spawned", 10, after=r1["_i"], worker=1, gen=2)
         self.assertLessEqual(abs(spawned["_i"] - replace["_i"]), 1, log.excerpt())
-        ready = log.wait("worker_ready", 20, after=spawned["_i"], worker=1,
+        ready = log.wait_event("worker_ready", 20, after=spawned["_i"], worker=1,
                          pid=spawned["pid"])
-        stopping = log.wait("worker_stopping", 10, worker=1, pid=old_pid)
-        exited = log.wait("worker_exited", 25, worker=1, pid=old_pid)
-        done = log.wait("reload_slot_done", 10, worker=1)
+        stopping = log.wait_event("worker_stopping", 10, worker=1, pid=old_pid)
+        exited = log.wait_event("worker_exited", 25, worker=1, pid=old_pid)
+        done = log.wait_event("reload_slot_done", 10, worker=1)
         note(f"order: memory_replace #{replace['_i']}, worker_spawned #{spawned['_i']} "
              f"(pid {spawned['pid']} gen {spawned.get('gen')}), worker_ready "
              f"#{ready['_i']}, reload_slot_done #{done['_i']}, worker_stopping "
@@ -77,7 +77,7 @@ class MemoryBoundTest(unittest.TestCase):
                         + log.excerpt())
         self.assertLess(stopping["_i"], exited["_i"])
         note("old worker: " + " | ".join(
-            l for l in log.worker_lines(old_pid) if "drain" in l))
+            l for l in log.worker_text(old_pid) if "drain" in l))
         self.assertIs(exited.get("expected"), True, exited)
         self.assertEqual(exited.get("code"), 0, exited)
         self.assertEqual(done.get("reason"), "memory", done)
@@ -89,15 +89,12 @@ class MemoryBoundTest(unittest.TestCase):
                             "an answer from worker 1 gen 2")
         load.wait_ok(30, 15)
         results = load.stop()
-        note(load.summary(results))
-        failures = [r for r in results if r.kind != "ok"]
-        self.assertEqual(failures, [], f"{len(failures)} failed requests; first: "
-                         f"{failures[:5]}\n{log.excerpt()}")
-        self.assertEqual(log.find("worker_killed"), [], log.excerpt())
-        self.assertEqual(log.find("worker_stopping", worker=0), [], log.excerpt())
-        self.assertEqual([e["pid"] for e in log.find("worker_spawned", worker=0)],
+        self.assertNoFailedRequests(results, log.excerpt())
+        self.assertEqual(log.agent_events("worker_killed"), [], log.excerpt())
+        self.assertEqual(log.agent_events("worker_stopping", worker=0), [], log.excerpt())
+        self.assertEqual([e["pid"] for e in log.agent_events("worker_spawned", worker=0)],
                          [r0["pid"]])
-        self.assertEqual(len(log.find("memory_replace")), 1, log.excerpt())
+        self.assertEqual(len(log.agent_events("memory_replace")), 1, log.excerpt())
 
         code = agent.stop()
         self.assertEqual(code, 0, f"agent exit {code}; stderr {agent.stderr_lines[-5:]}")
@@ -108,11 +105,11 @@ class MemoryBoundTest(unittest.TestCase):
 
     def test_auto_bound_from_real_memory_cgroup(self):
         name = f"corral-sizing-mem-{os.getpid()}"
-        cg = make_v1_cgroup(self, "memory", name,
+        cg = cgroups.make_v1_cgroup(self, "memory", name,
                             [("memory.limit_in_bytes", 256 * MiB)])
         log = self.run_leak("memory_auto", "--max-worker-memory=auto", 96 * MiB, 16,
-                            preexec=join_cgroup_fn(cg))
-        budget = log.find("memory_budget")[0]
+                            preexec=cgroups.join_fn(cg))
+        budget = log.agent_events("memory_budget")[0]
         self.assertIn("auto", budget["msg"])
         self.assertIn("256Mi", budget["msg"])
         self.assertIn(f"/{name}", budget["msg"])

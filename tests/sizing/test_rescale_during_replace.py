@@ -14,13 +14,14 @@ and memory replacement.)
 
 import os
 import signal
-import tempfile
 import unittest
 
-from sizing_harness import (AgentProcess, HERE, Load, check_binaries, free_port,
-                            join_cgroup_fn, make_v1_cgroup, note, wait_for)
+from pylib import cgroups
+from pylib.agent import LOOPBACK, Agent
+from pylib.load import sleep_paths
+from pylib.testcase import TestCase, note
 
-LEAKY = os.path.join(HERE, "leaky_worker.py")
+LEAKY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "leaky_worker.py")
 
 
 def write(path, value):
@@ -28,66 +29,59 @@ def write(path, value):
         f.write(str(value))
 
 
-class RescaleDuringReplaceTest(unittest.TestCase):
+class RescaleDuringReplaceTest(TestCase):
 
     def scenario(self):
         """Runs up to slot 1 being READY again after the scale 2 -> 1 -> 2;
         returns (agent, load)."""
-        check_binaries(self)
         if len(os.sched_getaffinity(0)) < 2:
             self.skipTest(f"needs 2 CPUs of affinity, has {len(os.sched_getaffinity(0))}")
-        cg = make_v1_cgroup(self, "cpu", f"corral-sizing-rr-{os.getpid()}",
+        cg = cgroups.make_v1_cgroup(self, "cpu", f"corral-sizing-rr-{os.getpid()}",
                             [("cpu.cfs_period_us", 100000), ("cpu.cfs_quota_us", 150000)])
         quota = os.path.join(cg, "cpu.cfs_quota_us")
-        once = tempfile.TemporaryDirectory(prefix="corral-sizing-once-")
-        self.addCleanup(once.cleanup)
-        port = free_port()
-        agent = AgentProcess(self, f"rescale_during_replace.{self._testMethodName}", [
-            "--log-format=json", f"--listen=tcp://127.0.0.1:{port}",
-            "--control-socket", "", "--max-worker-memory=64Mi",
-            "--drain-delay=100ms", "--stop-timeout=20s",
-            "--", "/usr/bin/python3", LEAKY, f"--once-dir={once.name}",
-            "--leak-mib-per-s=16", "--leak-slot=1", "--leak-max-mib=160",
-            "--ready-delay-ms=8000", "--ready-delay-gen=2"],
-            preexec=join_cgroup_fn(cg))
+        once = self.temp_dir("corral-sizing-once-")
+        agent = Agent(self, ["--max-worker-memory=64Mi", "--drain-delay=100ms",
+                             "--stop-timeout=20s"],
+                      command=["/usr/bin/python3", LEAKY, f"--once-dir={once}",
+                               "--leak-mib-per-s=16", "--leak-slot=1", "--leak-max-mib=160",
+                               "--ready-delay-ms=8000", "--ready-delay-gen=2"],
+                      listen=[LOOPBACK], control_socket="",
+                      preexec=cgroups.join_fn(cg)).start()
+        port = agent.port
         log = agent.log
-        self.assertEqual(log.wait("sizing", 10).get("workers"), 2)
-        log.wait("worker_ready", 20, worker=0)
-        old = log.wait("worker_ready", 20, worker=1)
+        self.assertEqual(log.wait_event("sizing", 10).get("workers"), 2)
+        log.wait_event("worker_ready", 20, worker=0)
+        old = log.wait_event("worker_ready", 20, worker=1)
 
-        load = Load(port, threads=4).start()
-        self.addCleanup(load.stop)
+        load = self.start_load(port, threads=4, paths=sleep_paths(), timeout=15.0)
         load.wait_ok(20, 15)
 
-        replace = log.wait("memory_replace", 30, worker=1, pid=old["pid"])
-        candidate = log.wait("worker_spawned", 10, worker=1, gen=2)
+        replace = log.wait_event("memory_replace", 30, worker=1, pid=old["pid"])
+        candidate = log.wait_event("worker_spawned", 10, worker=1, gen=2)
         write(quota, 50000)
-        down = log.wait("rescale", 6, after=replace["_i"], to=1)
-        self.assertEqual(log.find("worker_ready", worker=1, pid=candidate["pid"]), [],
+        down = log.wait_event("rescale", 6, after=replace["_i"], to=1)
+        self.assertEqual(log.agent_events("worker_ready", worker=1, pid=candidate["pid"]), [],
                          "the candidate became READY before the rescale; "
                          "the scenario did not happen:\n" + log.excerpt())
         for pid in (old["pid"], candidate["pid"]):
-            log.wait("worker_stopping", 10, after=down["_i"], worker=1, pid=pid)
-            exited = log.wait("worker_exited", 25, worker=1, pid=pid)
+            log.wait_event("worker_stopping", 10, after=down["_i"], worker=1, pid=pid)
+            exited = log.wait_event("worker_exited", 25, worker=1, pid=pid)
             self.assertIs(exited.get("expected"), True, exited)
         note(f"rescale to 1 (#{down['_i']}) retired pid {old['pid']} and its "
              f"starting replacement {candidate['pid']}")
 
-        mark = len(log.snapshot()) - 1
+        mark = log.mark()
         write(quota, -1)
-        up = log.wait("rescale", 10, after=mark, to=2)
-        back = log.wait("worker_ready", 20, after=up["_i"], worker=1)
+        up = log.wait_event("rescale", 10, after=mark, to=2)
+        back = log.wait_event("worker_ready", 20, after=up["_i"], worker=1)
         load.wait_served_by(lambda i: i["worker"] == "1" and int(i["pid"]) == back["pid"],
                             15, f"an answer from worker 1 pid {back['pid']}")
         return agent, load
 
     def check_clean(self, agent, load):
         results = load.stop()
-        note(load.summary(results))
-        failures = [r for r in results if r.kind != "ok"]
-        self.assertEqual(failures, [], f"{len(failures)} failed requests; first: "
-                         f"{failures[:5]}\n{agent.log.excerpt()}")
-        self.assertEqual(agent.log.find("worker_killed"), [], agent.log.excerpt())
+        self.assertNoFailedRequests(results, agent.log.excerpt())
+        self.assertEqual(agent.log.agent_events("worker_killed"), [], agent.log.excerpt())
         self.assertEqual(agent.stop(), 0)
 
     def test_scale_down_retires_slot_and_its_starting_replacement_gracefully(self):
@@ -97,12 +91,9 @@ class RescaleDuringReplaceTest(unittest.TestCase):
     def test_reload_runs_after_scale_down_interrupted_a_replacement(self):
         agent, load = self.scenario()
         log = agent.log
-        mark = len(log.snapshot()) - 1
-        os.kill(agent.pid, signal.SIGHUP)
-        result = wait_for(
-            lambda: (log.find("reload_finished", after=mark)
-                     or log.find("reload_refused", after=mark)),
-            40, lambda: "reload_finished or reload_refused:\n" + log.excerpt())[0]
+        mark = log.mark()
+        agent.signal(signal.SIGHUP)
+        result = log.wait_any(("reload_finished", "reload_refused"), 40, after=mark)
         note(f"after SIGHUP: {result['event']} {result.get('msg', '')}")
         self.assertEqual(result["event"], "reload_finished",
                          "the memory replacement interrupted by the rescale is still "

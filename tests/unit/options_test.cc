@@ -134,5 +134,28 @@ TEST(ListenSpecTest, ParsesTcpUnixAndNames) {
   EXPECT_FALSE(ParseListenSpec("=tcp://:1", "d").ok());
 }
 
+// 0 stays "off"; auto asks the kernel for a free port (no test races for one).
+TEST(OptionsTest, ProbeAndHttpPortsAreOffANumberOrAuto) {
+  ParsedCommandLine p = Parse({"--", "app"});
+  ASSERT_TRUE(p.options) << p.message;
+  EXPECT_EQ(p.options->probe_port, 0);
+  EXPECT_EQ(p.options->http_port, 0);
+  p = Parse({"--probe-port=auto", "--http-port=9090", "--", "app"});
+  ASSERT_TRUE(p.options) << p.message;
+  EXPECT_EQ(p.options->probe_port, kAutoPort);
+  EXPECT_EQ(p.options->http_port, 9090);
+  setenv("CORRAL_HTTP_PORT", "auto", 1);
+  p = Parse({"--", "app"});
+  unsetenv("CORRAL_HTTP_PORT");
+  ASSERT_TRUE(p.options) << p.message;
+  EXPECT_EQ(p.options->http_port, kAutoPort);
+  for (const char* bad : {"--probe-port=-1", "--http-port=65536",
+                          "--probe-port=any", "--http-port=80x"}) {
+    p = Parse({bad, "--", "app"});
+    EXPECT_EQ(p.exit_code, 2) << bad;
+    EXPECT_THAT(p.message, HasSubstr("or auto (any free port)")) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace corral::agent

@@ -1,0 +1,82 @@
+"""The base class of every Python test, and note() for evidence lines."""
+
+import shutil
+import sys
+import tempfile
+import unittest
+
+
+def note(text):
+    """A line of evidence in the test's output (ctest shows it)."""
+    sys.stderr.write(f"  [{text}]\n")
+    sys.stderr.flush()
+
+
+class Cleanups:
+    """What pylib needs of a test (addCleanup, id), for scripts that are not
+    tests (benchmarks): use it as a context manager; cleanups run last
+    first on exit, even after an exception."""
+
+    def __init__(self, name="bench"):
+        self.name = name
+        self._cleanups = []
+
+    def id(self):
+        return self.name
+
+    def addCleanup(self, fn, *args, **kw):
+        self._cleanups.append((fn, args, kw))
+
+    def doCleanups(self):
+        while self._cleanups:
+            fn, args, kw = self._cleanups.pop()
+            try:
+                fn(*args, **kw)
+            except Exception as e:  # one failed cleanup must not skip the rest
+                note(f"cleanup {getattr(fn, '__name__', fn)} failed: {e!r}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.doCleanups()
+
+
+class TestCase(unittest.TestCase):
+    """unittest.TestCase with temp dirs and agents cleaned up by the test.
+    agent_pid1: whether start_agent runs the agent as PID 1 by default."""
+
+    maxDiff = None
+    agent_pid1 = False
+
+    def temp_dir(self, prefix="corral-test-"):
+        """A new temp dir (under $TMPDIR), removed in the test's cleanups."""
+        path = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, path, True)
+        return path
+
+    def start_agent(self, args=(), worker_args=(), listen=None, pid1=None, **kw):
+        """An Agent started (agent_started seen), killed in the cleanups.
+        listen: --listen specs, default one loopback port the agent picks."""
+        from .agent import LOOPBACK, Agent
+        return Agent(self, args, worker_args=worker_args,
+                     listen=(LOOPBACK,) if listen is None else listen,
+                     pid1=self.agent_pid1 if pid1 is None else pid1, **kw).start()
+
+    def start_load(self, port, **kw):
+        """A started LoadGenerator (see load), stopped in the cleanups."""
+        from .load import LoadGenerator
+        load = LoadGenerator(port, **kw).start()
+        self.addCleanup(load.stop)
+        return load
+
+    def assertNoFailedRequests(self, results, context=""):
+        """Notes the load's summary; fails naming the first failed requests."""
+        from .load import LoadGenerator
+        note(LoadGenerator.summary(results))
+        failures = LoadGenerator.failures(results)
+        self.assertEqual(failures[:5], [], f"{len(failures)} failed requests of "
+                                           f"{len(results)}\n{context}")
+
+    def assertNoBadLines(self, agent):
+        self.assertEqual(agent.bad_lines, [], "agent stdout lines that are not JSON")
