@@ -4,6 +4,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/supervisor/event_registry.h"
 
 namespace corral::agent {
 namespace {
@@ -138,6 +139,23 @@ void Logger::Emit(const Event& event) {
                         event.name, ": ", event.msg, "\n");
   }
   Write(std::move(line));
+  CheckAgainstRegistry(event);
+}
+
+void Logger::CheckAgainstRegistry(const Event& event) {
+  const absl::Status s = CheckEvent(event);
+  if (s.ok()) return;
+  ++invalid_events_;
+  // The event itself is logged all the same: a wrong field must not cost
+  // the line. Once per name, so a bad event in a loop cannot flood stdout.
+  if (!reported_invalid_.insert(event.name).second) return;
+  const std::string problem(s.message());
+  Emit(Event{Level::kError,
+             "event_invalid",
+             absl::StrCat("event does not match the registry: ", problem),
+             {}}
+           .With("name", event.name)
+           .With("problem", problem));
 }
 
 void Logger::WorkerLine(const LineSource& source, std::string_view text,

@@ -3,6 +3,8 @@
 #ifndef CORRAL_TESTS_UNIT_SUPERVISOR_FAKES_H_
 #define CORRAL_TESTS_UNIT_SUPERVISOR_FAKES_H_
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -12,6 +14,7 @@
 
 #include "agent/supervisor/clock.h"
 #include "agent/supervisor/event.h"
+#include "agent/supervisor/event_registry.h"
 #include "agent/supervisor/process_control.h"
 
 namespace corral::agent {
@@ -79,7 +82,12 @@ class FakeProcesses : public ProcessControl {
 
 class RecordingSink : public EventSink {
  public:
-  void Emit(const Event& event) override { events.push_back(event); }
+  void Emit(const Event& event) override {
+    // Every event must match its registry entry (and so the docs).
+    const absl::Status s = CheckEvent(event);
+    EXPECT_TRUE(s.ok()) << s;
+    events.push_back(event);
+  }
   int Count(std::string_view name) const {
     return static_cast<int>(
         std::count_if(events.begin(), events.end(),
