@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -315,7 +316,8 @@ void AddFlags(CLI::App& app, RawFlags& raw) {
   };
   add("--workers", raw.workers, "auto or N" + Default(raw.workers));
   add("--listen", raw.listen,
-      "[NAME=]tcp://HOST:PORT or [NAME=]unix:PATH; repeatable")
+      "[NAME=]tcp://HOST:PORT or [NAME=]unix:PATH; repeatable" +
+          Default(absl::StrJoin(raw.listen, ","), "none"))
       ->delimiter(',');
   add("--ready", raw.ready,
       "notify, ipc or delay:DURATION" + Default(raw.ready));
