@@ -142,9 +142,9 @@ TEST_F(WorkerLogTest, AFailedSendIsReportedOnceUntilASendSucceeds) {
   Bind();
   w->SetStatus("c");  // gets through: the next failure is news again
   Unbind();
-  w->SetStatus("d");
+  w->SetStatus("d\ne");
   EXPECT_THAT(Messages(), ElementsAre(HasSubstr("STATUS=a"),
-                                      HasSubstr("cannot send STATUS=d")));
+                                      HasSubstr("cannot send STATUS=d e: ")));
 }
 
 TEST_F(WorkerLogTest, ReadyAndStoppingFailuresGoToTheSink) {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "boost/asio/post.hpp"
 #include "common/duration.h"
 #include "common/signals.h"
@@ -58,7 +59,10 @@ void Worker::OnDrain(DrainHook hook) { hooks_.push_back(std::move(hook)); }
 void Worker::SetStatus(const std::string& text) {
   if (text == status_) return;
   status_ = text;
-  Sent(absl::StrCat("STATUS=", text), notifier_.Status(text));
+  // The text as the Notifier sends it: one line, so is the log message.
+  Sent(absl::StrCat("STATUS=",
+                    absl::StrReplaceAll(text, {{"\n", " "}, {"\r", " "}})),
+       notifier_.Status(text));
 }
 
 int Worker::Run() {
