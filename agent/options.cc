@@ -2,12 +2,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "agent/supervisor/size_parse.h"
+#include "common/duration.h"
 
 namespace corral::agent {
 namespace {
@@ -21,16 +24,22 @@ std::string EnvName(absl::string_view flag) {
   return env;
 }
 
-// Names the flag, or the environment variable when the value came from it.
-absl::Status BadValue(absl::string_view flag, absl::string_view value,
-                      absl::string_view expected) {
+// "invalid --flag value 'v': <why>", naming the environment variable
+// instead when the value came from it.
+absl::Status Invalid(absl::string_view flag, absl::string_view value,
+                     absl::string_view why) {
   const std::string env = EnvName(flag);
   const char* from_env = getenv(env.c_str());
   const std::string source = from_env != nullptr && from_env == value
                                  ? absl::StrCat(env, " (", flag, ")")
                                  : std::string(flag);
-  return absl::InvalidArgumentError(absl::StrCat(
-      "invalid ", source, " value '", value, "': expected ", expected));
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid ", source, " value '", value, "': ", why));
+}
+
+absl::Status BadValue(absl::string_view flag, absl::string_view value,
+                      absl::string_view expected) {
+  return Invalid(flag, value, absl::StrCat("expected ", expected));
 }
 
 absl::StatusOr<std::optional<int>> ParseWorkers(const std::string& text) {
@@ -85,29 +94,98 @@ absl::Status ParseBackoff(const std::string& text, BackoffOptions& out) {
 
 // Raw flag values as CLI11 collects them (flag, else environment).
 struct RawFlags {
-  std::string workers = "auto";
+  std::string workers;
   std::vector<std::string> listen;
-  std::string ready = "notify";
-  std::string ready_timeout = "60s";
-  std::string stop_timeout = "20s";
-  std::string drain_delay = "5s";
-  std::string watchdog = "0";
-  std::string restart_backoff = "100ms,30s";
-  std::string log_format = "text";
-  std::string cpu_rounding = "ceil";
-  int min_workers = 1;
+  std::string ready;
+  std::string ready_timeout;
+  std::string stop_timeout;
+  std::string drain_delay;
+  std::string watchdog;
+  std::string restart_backoff;
+  std::string log_format;
+  std::string cpu_rounding;
+  int min_workers = 0;
   int max_workers = 0;
-  std::string max_worker_memory = "off";
-  std::string control_socket = "/run/corral/agent.sock";
-  std::string probe_port = "0";
-  std::string http_port = "0";
-  std::string probe_address = "0.0.0.0";
-  int min_ready = 1;
+  std::string max_worker_memory;
+  std::string control_socket;
+  std::string probe_port;
+  std::string http_port;
+  std::string probe_address;
+  int min_ready = 0;
   std::string control_tls_listen;
   std::string control_tls_cert;
   std::string control_tls_key;
   std::string control_tls_client_ca;
 };
+
+// A fixed bound as ParseSize reads it back exactly ("512Mi", else bytes).
+std::string FormatBound(const WorkerMemoryBound& bound) {
+  switch (bound.mode) {
+    case WorkerMemoryBound::Mode::kOff:
+      return "off";
+    case WorkerMemoryBound::Mode::kAuto:
+      return "auto";
+    case WorkerMemoryBound::Mode::kFixed:
+      break;
+  }
+  const std::string size = FormatSize(bound.bytes);
+  return absl::StrContains(size, '.') ? absl::StrCat(bound.bytes) : size;
+}
+
+// A port flag as ParsePort reads it back: a number, or "auto".
+std::string FormatPort(int port) {
+  return port == kAutoPort ? "auto" : absl::StrCat(port);
+}
+
+// "NAME=tcp://HOST:PORT" or "NAME=unix:PATH", as ParseListenSpec reads it.
+std::string FormatListen(const ListenSpec& l) {
+  if (l.is_unix) return absl::StrCat(l.name, "=unix:", l.path);
+  const bool v6 = absl::StrContains(l.host, ':');
+  return absl::StrCat(l.name, "=tcp://", v6 ? "[" : "", l.host, v6 ? "]" : "",
+                      ":", l.port);
+}
+
+std::string FormatReady(const Options& o) {
+  switch (o.ready) {
+    case ReadyMode::kNotify:
+      return "notify";
+    case ReadyMode::kIpc:
+      return "ipc";
+    case ReadyMode::kDelay:
+      break;
+  }
+  return absl::StrCat("delay:", FormatDurationFlag(o.ready_delay));
+}
+
+// The flags' starting values: `d` written as a user would type it, so that
+// parsing them gives `d` back (a test holds it to that).
+RawFlags RawDefaults(const Options& d) {
+  RawFlags raw;
+  raw.workers = d.workers ? absl::StrCat(*d.workers) : "auto";
+  for (const ListenSpec& l : d.listen) raw.listen.push_back(FormatListen(l));
+  raw.ready = FormatReady(d);
+  raw.ready_timeout = FormatDurationFlag(d.ready_timeout);
+  raw.stop_timeout = FormatDurationFlag(d.stop_timeout);
+  raw.drain_delay = FormatDurationFlag(d.drain_delay);
+  raw.watchdog = FormatDurationFlag(d.watchdog);
+  raw.restart_backoff = absl::StrCat(FormatDurationFlag(d.backoff.min), ",",
+                                     FormatDurationFlag(d.backoff.max));
+  raw.log_format = d.log_format == LogFormat::kJson ? "json" : "text";
+  raw.cpu_rounding = std::string(CpuRoundingName(d.sizing.rounding));
+  raw.min_workers = d.sizing.min_workers;
+  raw.max_workers = d.sizing.max_workers;
+  raw.max_worker_memory = FormatBound(d.max_worker_memory);
+  raw.control_socket = d.control_socket;
+  raw.probe_port = FormatPort(d.probe_port);
+  raw.http_port = FormatPort(d.http_port);
+  raw.probe_address = d.probe_address;
+  raw.min_ready = d.min_ready;
+  raw.control_tls_listen = d.control_tls_listen;
+  raw.control_tls_cert = d.control_tls_cert;
+  raw.control_tls_key = d.control_tls_key;
+  raw.control_tls_client_ca = d.control_tls_client_ca;
+  return raw;
+}
 
 absl::StatusOr<int> ParsePort(absl::string_view flag, const std::string& text) {
   if (text == "auto") return kAutoPort;
@@ -218,95 +296,103 @@ absl::StatusOr<Options> Validate(const RawFlags& raw,
 
 absl::StatusOr<Duration> ParseDurationFlag(const std::string& flag,
                                            const std::string& text) {
-  double seconds = 0;
-  if (absl::SimpleAtod(text, &seconds)) {
-    if (seconds < 0) return BadValue(flag, text, "a duration >= 0");
-    return std::chrono::duration_cast<Duration>(
-        std::chrono::duration<double>(seconds));
+  absl::StatusOr<absl::Duration> d = common::ParseDuration(text);
+  if (!d.ok()) return Invalid(flag, text, d.status().message());
+  return absl::ToChronoNanoseconds(*d);
+}
+
+std::string FormatDurationFlag(Duration d) {
+  return common::DurationToString(absl::FromChrono(d));
+}
+
+namespace {
+
+// " (default X)"; `zero` names what a default of 0 or "" means ("off").
+std::string Default(const std::string& value, const char* zero = nullptr) {
+  if (zero != nullptr && (value == "0" || value.empty())) {
+    return absl::StrCat(" (default ", value.empty() ? "" : "0 = ", zero, ")");
   }
-  absl::Duration d;
-  if (!absl::ParseDuration(text, &d) || d < absl::ZeroDuration() ||
-      d == absl::InfiniteDuration()) {
-    return BadValue(flag, text, "a duration such as 500ms, 5s or 1m");
-  }
-  return absl::ToChronoNanoseconds(d);
+  return absl::StrCat(" (default ", value, ")");
+}
+
+std::string Default(int value, const char* zero = nullptr) {
+  return Default(absl::StrCat(value), zero);
+}
+
+// Registers every flag on `app`, bound to `raw`, whose values at this point
+// are the defaults the help text prints.
+void AddFlags(CLI::App& app, RawFlags& raw) {
+  auto add = [&app](const char* flag, auto& value, const std::string& help) {
+    return app.add_option(flag, value, help)->envname(EnvName(flag));
+  };
+  add("--workers", raw.workers, "auto or N" + Default(raw.workers));
+  add("--listen", raw.listen,
+      "[NAME=]tcp://HOST:PORT or [NAME=]unix:PATH; repeatable" +
+          Default(absl::StrJoin(raw.listen, ","), "none"))
+      ->delimiter(',');
+  add("--ready", raw.ready,
+      "notify, ipc or delay:DURATION" + Default(raw.ready));
+  add("--ready-timeout", raw.ready_timeout,
+      "STARTING longer than this is a failure" + Default(raw.ready_timeout));
+  add("--stop-timeout", raw.stop_timeout,
+      "SIGTERM to SIGKILL" + Default(raw.stop_timeout));
+  add("--drain-delay", raw.drain_delay,
+      "not-ready before SIGTERM on shutdown" + Default(raw.drain_delay));
+  add("--watchdog", raw.watchdog,
+      "a READY worker silent longer is hung" + Default(raw.watchdog, "off"));
+  add("--restart-backoff", raw.restart_backoff,
+      "MIN,MAX restart delays" + Default(raw.restart_backoff));
+  add("--log-format", raw.log_format, "text or json" + Default(raw.log_format));
+  add("--cpu-rounding", raw.cpu_rounding,
+      "ceil or floor a fractional CPU limit" + Default(raw.cpu_rounding));
+  add("--min-workers", raw.min_workers,
+      "auto never goes below this" + Default(raw.min_workers));
+  add("--max-workers", raw.max_workers,
+      "auto and scale never go above this" + Default(raw.max_workers, "none"));
+  add("--max-worker-memory", raw.max_worker_memory,
+      "SIZE (512Mi, 1G), auto or off" + Default(raw.max_worker_memory) +
+          ": replace a worker whose RSS stays above it");
+  add("--control-socket", raw.control_socket,
+      "unix socket of the Agent service, mode 0600; empty = none" +
+          Default(raw.control_socket, "none"));
+  add("--probe-port", raw.probe_port,
+      "TCP port for grpc.health.v1 probes, or auto = any free port" +
+          Default(raw.probe_port, "off"));
+  add("--http-port", raw.http_port,
+      "TCP port for /livez /readyz /metrics, or auto = any free port" +
+          Default(raw.http_port, "off"));
+  add("--probe-address", raw.probe_address,
+      "address the probe and HTTP ports bind" + Default(raw.probe_address));
+  add("--min-ready", raw.min_ready,
+      "readiness needs this many READY workers" + Default(raw.min_ready));
+  add("--control-tls-listen", raw.control_tls_listen,
+      "HOST:PORT for remote control over mutual TLS" +
+          Default(raw.control_tls_listen, "off"));
+  add("--control-tls-cert", raw.control_tls_cert, "server certificate (PEM)");
+  add("--control-tls-key", raw.control_tls_key, "server private key (PEM)");
+  add("--control-tls-client-ca", raw.control_tls_client_ca,
+      "CA that client certificates must chain to (PEM)");
+}
+
+constexpr char kDescription[] =
+    "corral-agent: runs COMMAND as a pool of workers, one per usable CPU, as "
+    "PID 1 of a container.";
+
+}  // namespace
+
+std::string HelpText(const Options& defaults) {
+  CLI::App app{kDescription, "corral-agent"};
+  app.prefix_command();
+  RawFlags raw = RawDefaults(defaults);
+  AddFlags(app, raw);
+  return app.help();
 }
 
 ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
-  CLI::App app{
-      "corral-agent: runs COMMAND as a pool of workers, one per usable CPU, "
-      "as PID 1 of a container.",
-      "corral-agent"};
+  CLI::App app{kDescription, "corral-agent"};
   app.prefix_command();
-  RawFlags raw;
-  app.add_option("--workers", raw.workers, "auto or N (default auto)")
-      ->envname("CORRAL_WORKERS");
-  app.add_option("--listen", raw.listen,
-                 "[NAME=]tcp://HOST:PORT or [NAME=]unix:PATH; repeatable")
-      ->envname("CORRAL_LISTEN")
-      ->delimiter(',');
-  app.add_option("--ready", raw.ready, "notify, ipc or delay:DURATION")
-      ->envname("CORRAL_READY");
-  app.add_option("--ready-timeout", raw.ready_timeout,
-                 "STARTING longer than this is a failure (default 60s)")
-      ->envname("CORRAL_READY_TIMEOUT");
-  app.add_option("--stop-timeout", raw.stop_timeout,
-                 "SIGTERM to SIGKILL (default 20s)")
-      ->envname("CORRAL_STOP_TIMEOUT");
-  app.add_option("--drain-delay", raw.drain_delay,
-                 "not-ready before SIGTERM on shutdown (default 5s)")
-      ->envname("CORRAL_DRAIN_DELAY");
-  app.add_option("--watchdog", raw.watchdog,
-                 "a READY worker silent longer is hung (default 0 = off)")
-      ->envname("CORRAL_WATCHDOG");
-  app.add_option("--restart-backoff", raw.restart_backoff,
-                 "MIN,MAX restart delays (default 100ms,30s)")
-      ->envname("CORRAL_RESTART_BACKOFF");
-  app.add_option("--log-format", raw.log_format, "text or json (default text)")
-      ->envname("CORRAL_LOG_FORMAT");
-  app.add_option("--cpu-rounding", raw.cpu_rounding,
-                 "ceil or floor a fractional CPU limit (default ceil)")
-      ->envname("CORRAL_CPU_ROUNDING");
-  app.add_option("--min-workers", raw.min_workers,
-                 "auto never goes below this (default 1)")
-      ->envname("CORRAL_MIN_WORKERS");
-  app.add_option("--max-workers", raw.max_workers,
-                 "auto and scale never go above this (default 0 = none)")
-      ->envname("CORRAL_MAX_WORKERS");
-  app.add_option("--max-worker-memory", raw.max_worker_memory,
-                 "SIZE (512Mi, 1G), auto or off (default off): replace a "
-                 "worker whose RSS stays above it")
-      ->envname("CORRAL_MAX_WORKER_MEMORY");
-  app.add_option("--control-socket", raw.control_socket,
-                 "unix socket of the Agent service, mode 0600 (default "
-                 "/run/corral/agent.sock; empty = none)")
-      ->envname("CORRAL_CONTROL_SOCKET");
-  app.add_option("--probe-port", raw.probe_port,
-                 "TCP port for grpc.health.v1 probes, or auto = any free "
-                 "port (default 0 = off)")
-      ->envname("CORRAL_PROBE_PORT");
-  app.add_option("--http-port", raw.http_port,
-                 "TCP port for /livez /readyz /metrics, or auto = any free "
-                 "port (default 0 = off)")
-      ->envname("CORRAL_HTTP_PORT");
-  app.add_option("--probe-address", raw.probe_address,
-                 "address the probe and HTTP ports bind (default 0.0.0.0)")
-      ->envname("CORRAL_PROBE_ADDRESS");
-  app.add_option("--min-ready", raw.min_ready,
-                 "readiness needs this many READY workers (default 1)")
-      ->envname("CORRAL_MIN_READY");
-  app.add_option("--control-tls-listen", raw.control_tls_listen,
-                 "HOST:PORT for remote control over mutual TLS (default off)")
-      ->envname("CORRAL_CONTROL_TLS_LISTEN");
-  app.add_option("--control-tls-cert", raw.control_tls_cert,
-                 "server certificate (PEM)")
-      ->envname("CORRAL_CONTROL_TLS_CERT");
-  app.add_option("--control-tls-key", raw.control_tls_key,
-                 "server private key (PEM)")
-      ->envname("CORRAL_CONTROL_TLS_KEY");
-  app.add_option("--control-tls-client-ca", raw.control_tls_client_ca,
-                 "CA that client certificates must chain to (PEM)")
-      ->envname("CORRAL_CONTROL_TLS_CLIENT_CA");
+  RawFlags raw = RawDefaults(Options{});
+  AddFlags(app, raw);
 
   // CLI11 2.1 reads "--flag=" (an empty value) as "--flag" and takes the
   // next argument as the value: pass the empty value explicitly instead.

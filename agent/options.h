@@ -1,5 +1,8 @@
 // corral-agent's command line: flags, CORRAL_* environment variables, and
 // their validation into one plain struct.
+//
+// Options{} is the one source of the defaults: the flags start from it and
+// --help prints it (HelpText), so a default is changed here and nowhere else.
 #ifndef CORRAL_AGENT_OPTIONS_H_
 #define CORRAL_AGENT_OPTIONS_H_
 
@@ -11,6 +14,7 @@
 #include "agent/core/logger.h"
 #include "agent/os/listen_socket.h"
 #include "agent/supervisor/clock.h"
+#include "agent/supervisor/defaults.h"
 #include "agent/supervisor/restart_policy.h"
 #include "agent/supervisor/sizing.h"
 
@@ -36,13 +40,13 @@ struct Options {
   ReadyMode ready = ReadyMode::kNotify;
   Duration ready_delay = Duration::zero();
   // STARTING longer than this: killed, counted as a failure.
-  Duration ready_timeout = std::chrono::seconds(60);
+  Duration ready_timeout = kDefaultReadyTimeout;
   // SIGTERM to SIGKILL when stopping a worker.
-  Duration stop_timeout = std::chrono::seconds(20);
+  Duration stop_timeout = kDefaultStopTimeout;
   // Not ready before SIGTERM on drain/shutdown (endpoint propagation).
-  Duration drain_delay = std::chrono::seconds(5);
+  Duration drain_delay = kDefaultDrainDelay;
   // READY worker silent longer than this = hung; zero = off.
-  Duration watchdog = Duration::zero();
+  Duration watchdog = kDefaultWatchdog;
   BackoffOptions backoff;
   LogFormat log_format = LogFormat::kText;
 
@@ -77,9 +81,18 @@ struct ParsedCommandLine {
 
 ParsedCommandLine ParseCommandLine(int argc, const char* const* argv);
 
-// Parses "500ms", "5s", "1m30s", "1.5s"; a bare number means seconds.
+// The --help text, every "(default X)" printed from `defaults`; the binary
+// passes Options{}.
+std::string HelpText(const Options& defaults);
+
+// Parses a duration >= 0 as common::ParseDuration does ("500ms", "5s",
+// "1m30s", "1.5s", "0"; a bare number other than 0 is refused). Errors name
+// the flag (or its environment variable) and the value.
 absl::StatusOr<Duration> ParseDurationFlag(const std::string& flag,
                                            const std::string& text);
+
+// Prints a duration as ParseDurationFlag reads it: "20s", "100ms", "0".
+std::string FormatDurationFlag(Duration d);
 
 }  // namespace corral::agent
 

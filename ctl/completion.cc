@@ -4,12 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/signals.h"
 
 namespace corral::ctl {
 namespace {
-
-constexpr char kSignals[] =
-    "HUP INT QUIT USR1 USR2 TERM WINCH CONT STOP TSTP KILL ABRT ALRM";
 
 // "--follow -f ..." for the options of `app`; --help only when asked (the
 // top level's covers every command).
@@ -35,8 +33,9 @@ std::string BashCompletion(const CLI::App& app) {
     if (sub->get_name() == "scale") extra = " auto";
     if (sub->get_name() == "completion") extra = " bash";
     if (sub->get_name() == "signal") {
-      extra = absl::StrCat(" $( [[ $((COMP_CWORD - i)) -eq 2 ]] && echo '",
-                           kSignals, "')");
+      extra =
+          absl::StrCat(" $( [[ $((COMP_CWORD - i)) -eq 2 ]] && echo '",
+                       absl::StrJoin(common::SignalShortNames(), " "), "')");
     }
     absl::StrAppend(&cases, "    ", sub->get_name(), ") opts=\"",
                     OptionWords(*sub, /*help=*/false), extra, "\" ;;\n");

@@ -1,15 +1,14 @@
-// errno to absl::Status, in one place.
+// errno to absl::Status: the agent uses the one function shared with the
+// worker SDK (common/errno_status.h).
 #ifndef CORRAL_AGENT_OS_ERRORS_H_
 #define CORRAL_AGENT_OS_ERRORS_H_
 
-#include <string_view>
-
-#include "absl/status/status.h"
+#include "common/errno_status.h"
 
 namespace corral::agent {
 
 // Returns a Status for `err` whose message is "<what>: <strerror>".
-absl::Status ErrnoStatus(int err, std::string_view what);
+using common::ErrnoStatus;
 
 }  // namespace corral::agent
 

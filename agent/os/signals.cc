@@ -1,12 +1,9 @@
 #include "agent/os/signals.h"
 
-#include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
-#include <string>
 
 #include "agent/os/errors.h"
 
@@ -79,26 +76,6 @@ std::vector<int> SignalFd::ReadPending() {
     }
   }
   return out;
-}
-
-const char* SignalName(int sig) {
-  static thread_local std::string name;
-  const char* abbrev = sigabbrev_np(sig);
-  name = abbrev ? std::string("SIG") + abbrev : "SIG" + std::to_string(sig);
-  return name.c_str();
-}
-
-int ParseSignal(const char* text) {
-  if (text == nullptr || *text == '\0') return -1;
-  char* end = nullptr;
-  long n = strtol(text, &end, 10);
-  if (*end == '\0') return (n > 0 && n < NSIG) ? static_cast<int>(n) : -1;
-  if (strncasecmp(text, "SIG", 3) == 0) text += 3;
-  for (int sig = 1; sig < 32; ++sig) {
-    const char* abbrev = sigabbrev_np(sig);
-    if (abbrev && strcasecmp(abbrev, text) == 0) return sig;
-  }
-  return -1;
 }
 
 }  // namespace corral::agent

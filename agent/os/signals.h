@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/signals.h"
 
 namespace corral::agent {
 
@@ -37,10 +38,10 @@ class SignalFd {
   int fd_;
 };
 
-// Name for messages: "SIGTERM".
-const char* SignalName(int sig);
-// Parses "TERM", "SIGTERM" or "15"; -1 when unknown.
-int ParseSignal(const char* text);
+// Names for messages ("SIGTERM") and parsing ("TERM", "SIGTERM" or "15";
+// -1 when unknown): the table shared with corralctl and the worker SDK.
+using common::ParseSignal;
+using common::SignalName;
 
 }  // namespace corral::agent
 

@@ -1,5 +1,5 @@
-// Parsing and printing of the sizing flags: memory sizes (Kubernetes quantity
-// syntax), --max-worker-memory and --cpu-rounding.
+// Parsing of the sizing flags: --max-worker-memory and --cpu-rounding (memory
+// sizes in Kubernetes quantity syntax come from common/size.h).
 //
 // Pure functions, thread-safe. Errors are InvalidArgument with a message that
 // names the value and says what is accepted, ready to show to the user.
@@ -13,18 +13,13 @@
 
 #include "absl/status/statusor.h"
 #include "agent/supervisor/sizing.h"
+#include "common/size.h"
 
 namespace corral::agent {
 
-// Parses a size in bytes, as Kubernetes writes memory quantities:
-//   "1048576"  plain bytes
-//   "1k" "1M" "1G" "1T" "1P" "1E"        powers of 1000
-//   "1Ki" "1Mi" "1Gi" "1Ti" "1Pi" "1Ei"  powers of 1024
-//   "1.5Gi" ".5G"                        decimals, rounded up to whole bytes
-// Rejects an empty string, signs ("-1", "+1"), spaces, unknown suffixes ("12X",
-// "512MB"; "512m" is milli in Kubernetes, so it is refused with a hint), the
-// exponent forms ("1e9") and values above INT64_MAX bytes.
-absl::StatusOr<int64_t> ParseSize(std::string_view text);
+// The size parser and printer are shared with the worker SDK (common/size.h).
+using common::FormatSize;
+using common::ParseSize;
 
 // Parses --max-worker-memory: "auto", "off", or a size > 0 (ParseSize).
 // Errors name the flag.
@@ -32,11 +27,6 @@ absl::StatusOr<WorkerMemoryBound> ParseMaxWorkerMemory(std::string_view text);
 
 // Parses --cpu-rounding: "ceil" or "floor". Errors name the flag.
 absl::StatusOr<CpuRounding> ParseCpuRounding(std::string_view text);
-
-// Prints bytes for a log line: an exact binary multiple with its suffix
-// ("512Mi", "1Gi"), else two decimals of the largest unit ("1.46Gi"), else
-// plain bytes below 1 KiB ("512").
-std::string FormatSize(int64_t bytes);
 
 }  // namespace corral::agent
 

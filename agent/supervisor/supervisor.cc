@@ -6,14 +6,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/signals.h"
 
 namespace corral::agent {
 namespace {
 
-std::string SignalName(int sig) {
-  const char* name = sigabbrev_np(sig);
-  return name ? absl::StrCat("SIG", name) : absl::StrCat("signal ", sig);
-}
+// A string, not common's const char*: an Event field of const char* could
+// turn into a bool.
+std::string SignalName(int sig) { return common::SignalName(sig); }
 
 void AddExitFields(Event& e, ExitStatus status) {
   if (status.signal != 0) {

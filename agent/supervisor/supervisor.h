@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "agent/supervisor/clock.h"
+#include "agent/supervisor/defaults.h"
 #include "agent/supervisor/event.h"
 #include "agent/supervisor/notify_message.h"
 #include "agent/supervisor/process_control.h"
@@ -33,13 +34,13 @@ struct SupervisorConfig {
   // then a worker is READY once it has lived that long.
   std::optional<Duration> ready_delay;
   // A worker not READY this long after spawn is killed (a failure).
-  Duration ready_timeout = std::chrono::seconds(60);
+  Duration ready_timeout = kDefaultReadyTimeout;
   // SIGTERM to SIGKILL for a worker being stopped.
-  Duration stop_timeout = std::chrono::seconds(20);
+  Duration stop_timeout = kDefaultStopTimeout;
   // Not-ready before the first SIGTERM on drain and shutdown.
-  Duration drain_delay = std::chrono::seconds(5);
+  Duration drain_delay = kDefaultDrainDelay;
   // A READY worker silent longer than this is hung; zero = off.
-  Duration watchdog = Duration::zero();
+  Duration watchdog = kDefaultWatchdog;
   // After SIGABRT for a hung worker, SIGKILL follows after this long.
   Duration abort_grace = std::chrono::seconds(3);
   BackoffOptions backoff;

@@ -1,8 +1,7 @@
 #include "agent/supervisor/worker.h"
 
-#include <string.h>
-
 #include "absl/strings/str_cat.h"
+#include "common/signals.h"
 
 namespace corral::agent {
 
@@ -24,10 +23,7 @@ const char* WorkerStateName(WorkerState state) {
 
 std::string ExitStatus::Describe() const {
   if (signal != 0) {
-    // sigabbrev_np is glibc >= 2.32 and needs no syscall.
-    const char* name = sigabbrev_np(signal);
-    return name ? absl::StrCat("killed by SIG", name)
-                : absl::StrCat("killed by signal ", signal);
+    return absl::StrCat("killed by ", common::SignalName(signal));
   }
   return absl::StrCat("exit code ", code);
 }

@@ -9,6 +9,7 @@ trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 cmake --install "$build_dir" --prefix "$tmp/prefix" --component worker_sdk >/dev/null
 test -f "$tmp/prefix/lib/cmake/corral_worker/corral_workerConfig.cmake"
 test -f "$tmp/prefix/include/corral/worker/sdk/worker.h"
+test -f "$tmp/prefix/include/corral/common/duration.h"
 cmake -S "$source_dir/install_consumer" -B "$tmp/build" \
   -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/build" -j2 >/dev/null

@@ -6,6 +6,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <string>
+#include <utility>
+
+#include "agent/supervisor/supervisor.h"
+
 namespace corral::agent {
 namespace {
 
@@ -118,6 +123,145 @@ TEST(OptionsTest, HelpExitsZero) {
   EXPECT_FALSE(p.options.has_value());
   EXPECT_EQ(p.exit_code, 0);
   EXPECT_THAT(p.message, HasSubstr("--workers"));
+}
+
+// The description --help prints for `flag` (the text up to the next flag).
+std::string HelpFor(const std::string& help, const std::string& flag) {
+  const size_t at = help.find("  " + flag + " ");
+  if (at == std::string::npos) return "";
+  const size_t end = help.find("\n  --", at + 1);
+  return help.substr(at, end == std::string::npos ? end : end - at);
+}
+
+TEST(OptionsHelpTest, ShowsTheDefaultsOfOptionsStruct) {
+  const Options d;
+  const std::string help = HelpText(d);
+  const std::string backoff = FormatDurationFlag(d.backoff.min) + "," +
+                              FormatDurationFlag(d.backoff.max);
+  const std::pair<const char*, std::string> cases[] = {
+      {"--workers", "(default auto)"},
+      {"--listen", "(default none)"},
+      {"--ready", "(default notify)"},
+      {"--ready-timeout",
+       "(default " + FormatDurationFlag(d.ready_timeout) + ")"},
+      {"--stop-timeout",
+       "(default " + FormatDurationFlag(d.stop_timeout) + ")"},
+      {"--drain-delay", "(default " + FormatDurationFlag(d.drain_delay) + ")"},
+      {"--watchdog", "(default 0 = off)"},
+      {"--restart-backoff", "(default " + backoff + ")"},
+      {"--log-format", "(default text)"},
+      {"--cpu-rounding", "(default ceil)"},
+      {"--min-workers",
+       "(default " + std::to_string(d.sizing.min_workers) + ")"},
+      {"--max-workers", "(default 0 = none)"},
+      {"--max-worker-memory", "(default off)"},
+      {"--control-socket", "(default " + d.control_socket + ")"},
+      {"--probe-port", "(default 0 = off)"},
+      {"--http-port", "(default 0 = off)"},
+      {"--probe-address", "(default " + d.probe_address + ")"},
+      {"--min-ready", "(default " + std::to_string(d.min_ready) + ")"},
+      {"--control-tls-listen", "(default off)"},
+  };
+  for (const auto& [flag, want] : cases) {
+    EXPECT_THAT(HelpFor(help, flag), HasSubstr(want)) << flag;
+  }
+  // As the user reads them: the documented values, formatted back.
+  EXPECT_THAT(HelpFor(help, "--stop-timeout"), HasSubstr("(default 20s)"));
+  EXPECT_THAT(HelpFor(help, "--restart-backoff"),
+              HasSubstr("(default 100ms,30s)"));
+  // The binary's --help is the same text.
+  EXPECT_EQ(Parse({"--help"}).message, help);
+}
+
+// Nothing in the help text is written by hand: change the struct and the
+// help follows.
+TEST(OptionsHelpTest, FollowsTheStructNotACopy) {
+  Options d;
+  d.workers = 3;
+  d.ready = ReadyMode::kDelay;
+  d.ready_delay = milliseconds(1500);
+  d.stop_timeout = seconds(7);
+  d.drain_delay = milliseconds(250);
+  d.watchdog = seconds(90);
+  d.backoff.min = milliseconds(50);
+  d.max_worker_memory = {WorkerMemoryBound::Mode::kFixed, int64_t{512} << 20};
+  d.probe_port = 8081;
+  d.listen = {*ParseListenSpec("web=tcp://[::1]:80", "listen"),
+              *ParseListenSpec("unix:/run/x.sock", "listen1")};
+  const std::string help = HelpText(d);
+  EXPECT_THAT(
+      HelpFor(help, "--listen"),
+      HasSubstr("(default web=tcp://[::1]:80,listen1=unix:/run/x.sock)"));
+  EXPECT_THAT(HelpFor(help, "--workers"), HasSubstr("(default 3)"));
+  EXPECT_THAT(HelpFor(help, "--ready"), HasSubstr("(default delay:1.5s)"));
+  EXPECT_THAT(HelpFor(help, "--stop-timeout"), HasSubstr("(default 7s)"));
+  EXPECT_THAT(HelpFor(help, "--drain-delay"), HasSubstr("(default 250ms)"));
+  EXPECT_THAT(HelpFor(help, "--watchdog"), HasSubstr("(default 1m30s)"));
+  EXPECT_THAT(HelpFor(help, "--restart-backoff"),
+              HasSubstr("(default 50ms,30s)"));
+  EXPECT_THAT(HelpFor(help, "--max-worker-memory"),
+              HasSubstr("(default 512Mi)"));
+  EXPECT_THAT(HelpFor(help, "--probe-port"), HasSubstr("(default 8081)"));
+}
+
+// The flags start from Options{}: no flags at all parse back to it.
+TEST(OptionsDefaultsTest, NoFlagsGiveOptionsStruct) {
+  ParsedCommandLine p = Parse({"--", "app"});
+  ASSERT_TRUE(p.options) << p.message;
+  const Options& o = *p.options;
+  const Options d;
+  EXPECT_EQ(o.workers, d.workers);
+  EXPECT_EQ(o.listen.size(), d.listen.size());
+  EXPECT_EQ(o.ready, d.ready);
+  EXPECT_EQ(o.ready_delay, d.ready_delay);
+  EXPECT_EQ(o.ready_timeout, d.ready_timeout);
+  EXPECT_EQ(o.stop_timeout, d.stop_timeout);
+  EXPECT_EQ(o.drain_delay, d.drain_delay);
+  EXPECT_EQ(o.watchdog, d.watchdog);
+  EXPECT_EQ(o.backoff.min, d.backoff.min);
+  EXPECT_EQ(o.backoff.max, d.backoff.max);
+  EXPECT_EQ(o.log_format, d.log_format);
+  EXPECT_EQ(o.sizing.rounding, d.sizing.rounding);
+  EXPECT_EQ(o.sizing.min_workers, d.sizing.min_workers);
+  EXPECT_EQ(o.sizing.max_workers, d.sizing.max_workers);
+  EXPECT_EQ(o.max_worker_memory, d.max_worker_memory);
+  EXPECT_EQ(o.control_socket, d.control_socket);
+  EXPECT_EQ(o.probe_port, d.probe_port);
+  EXPECT_EQ(o.http_port, d.http_port);
+  EXPECT_EQ(o.probe_address, d.probe_address);
+  EXPECT_EQ(o.min_ready, d.min_ready);
+  EXPECT_EQ(o.control_tls_listen, d.control_tls_listen);
+}
+
+// SupervisorConfig{} is not a second, divergent copy of the timings.
+TEST(OptionsDefaultsTest, SupervisorConfigStartsFromTheSameDefaults) {
+  const Options o;
+  const SupervisorConfig c;
+  EXPECT_EQ(c.ready_timeout, o.ready_timeout);
+  EXPECT_EQ(c.stop_timeout, o.stop_timeout);
+  EXPECT_EQ(c.drain_delay, o.drain_delay);
+  EXPECT_EQ(c.watchdog, o.watchdog);
+  EXPECT_EQ(c.backoff.min, o.backoff.min);
+  EXPECT_EQ(c.backoff.max, o.backoff.max);
+}
+
+// Durations follow the documented Go/Abseil syntax (common/duration.h),
+// as corral-worker's do: a bare number other than 0 needs a unit.
+TEST(OptionsTest, ABareNumberDurationIsRefusedExceptZero) {
+  ParsedCommandLine p = Parse({"--stop-timeout=5", "--", "x"});
+  EXPECT_FALSE(p.options.has_value());
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_THAT(p.message, HasSubstr("invalid --stop-timeout value '5': a "
+                                   "number needs a unit"));
+  setenv("CORRAL_DRAIN_DELAY", "2", 1);
+  p = Parse({"--", "x"});
+  unsetenv("CORRAL_DRAIN_DELAY");
+  EXPECT_THAT(
+      p.message,
+      HasSubstr("invalid CORRAL_DRAIN_DELAY (--drain-delay) value '2'"));
+  p = Parse({"--drain-delay=0", "--watchdog=0", "--", "x"});
+  ASSERT_TRUE(p.options) << p.message;
+  EXPECT_EQ(p.options->drain_delay, Duration::zero());
 }
 
 TEST(ListenSpecTest, ParsesTcpUnixAndNames) {

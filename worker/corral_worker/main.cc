@@ -19,8 +19,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "common/duration.h"
 #include "worker/corral_worker/app.h"
 #include "worker/sdk/http_server.h"
+#include "worker/sdk/log.h"
 #include "worker/sdk/redis_client.h"
 #include "worker/sdk/redis_config.h"
 #include "worker/sdk/session_store.h"
@@ -50,12 +52,17 @@ struct Flags {
   exit(2);
 }
 
+// The agent's duration syntax (common/duration.h), and > 0.
 absl::Duration DurationFrom(const char* name, absl::string_view text) {
-  absl::Duration d;
-  if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
-    Usage(absl::StrCat(name, "=\"", text, "\" is not a positive duration"));
+  absl::StatusOr<absl::Duration> d =
+      corral::common::ParseDuration({text.data(), text.size()});
+  if (!d.ok()) {
+    Usage(absl::StrCat(name, "=\"", text, "\": ", d.status().message()));
   }
-  return d;
+  if (*d == absl::ZeroDuration()) {
+    Usage(absl::StrCat(name, "=\"", text, "\": expected a duration > 0"));
+  }
+  return *d;
 }
 
 Flags ParseFlags(int argc, char** argv) {
@@ -110,6 +117,11 @@ int main(int argc, char** argv) {
   if (!created.ok()) Usage(created.status().message());
   Worker& worker = **created;
   setvbuf(stderr, nullptr, _IOLBF, 0);
+  // The SDK's own messages in this binary's format, with the worker's id.
+  SetLogSink([id = worker.id()](LogSeverity, absl::string_view message) {
+    fprintf(stderr, "corral-worker %s: %.*s\n", id.c_str(),
+            static_cast<int>(message.size()), message.data());
+  });
   if (!worker.listen_note().empty()) {
     fprintf(stderr, "corral-worker: ignoring inherited sockets: %s\n",
             worker.listen_note().c_str());

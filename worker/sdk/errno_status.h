@@ -1,15 +1,16 @@
-// Turns errno values into absl::Status: the one place the SDK does so.
+// Turns errno values into absl::Status: the SDK uses the one function shared
+// with the agent (common/errno_status.h). Kept so that services including
+// this header keep compiling.
 #ifndef CORRAL_WORKER_SDK_ERRNO_STATUS_H_
 #define CORRAL_WORKER_SDK_ERRNO_STATUS_H_
 
-#include "absl/status/status.h"
-#include "absl/strings/string_view.h"
+#include "common/errno_status.h"
 
 namespace corral::worker {
 
 // A Status for a failed syscall: "<what>: <strerror(err)>", with a code
 // that matches the errno (ENOENT -> NotFound, EACCES -> PermissionDenied...).
-absl::Status ErrnoStatus(int err, absl::string_view what);
+using common::ErrnoStatus;
 
 }  // namespace corral::worker
 

@@ -3,13 +3,16 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "boost/asio/post.hpp"
+#include "common/duration.h"
+#include "common/signals.h"
+#include "worker/sdk/log.h"
 
 namespace corral::worker {
 
@@ -56,17 +59,15 @@ void Worker::OnDrain(DrainHook hook) { hooks_.push_back(std::move(hook)); }
 void Worker::SetStatus(const std::string& text) {
   if (text == status_) return;
   status_ = text;
-  (void)notifier_.Status(text);  // best effort: the agent may be gone
+  // The text as the Notifier sends it: one line, so is the log message.
+  Sent(absl::StrCat("STATUS=",
+                    absl::StrReplaceAll(text, {{"\n", " "}, {"\r", " "}})),
+       notifier_.Status(text));
 }
 
 int Worker::Run() {
   WaitSignal();
-  boost::asio::post(io_, [this] {
-    if (absl::Status s = notifier_.Ready(); !s.ok()) {
-      fprintf(stderr, "corral-worker: cannot send READY=1: %s\n",
-              s.ToString().c_str());
-    }
-  });
+  boost::asio::post(io_, [this] { Sent("READY=1", notifier_.Ready()); });
   if (watchdog_.has_value()) Heartbeat();
   io_.run();
   return exit_code_;
@@ -76,8 +77,8 @@ void Worker::WaitSignal() {
   signals_.async_wait([this](boost::system::error_code ec, int signo) {
     if (ec) return;
     if (draining_) {
-      fprintf(stderr, "corral-worker: signal %d during drain, stopping now\n",
-              signo);
+      Log(LogSeverity::kWarning, absl::StrCat(common::SignalName(signo),
+                                              " during drain, stopping now"));
       return Finish(1);
     }
     Shutdown();
@@ -86,7 +87,7 @@ void Worker::WaitSignal() {
 }
 
 void Worker::Heartbeat() {
-  (void)notifier_.Watchdog();
+  Sent("WATCHDOG=1", notifier_.Watchdog());
   watchdog_timer_.expires_after(absl::ToChronoNanoseconds(*watchdog_));
   watchdog_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) Heartbeat();
@@ -96,13 +97,14 @@ void Worker::Heartbeat() {
 void Worker::Shutdown() {
   if (draining_) return;
   draining_ = true;
-  (void)notifier_.Stopping();
+  Sent("STOPPING=1", notifier_.Stopping());
   SetStatus("draining");
   drain_timer_.expires_after(absl::ToChronoNanoseconds(options_.drain_timeout));
   drain_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
-    fprintf(stderr, "corral-worker: drain did not finish within %s\n",
-            absl::FormatDuration(options_.drain_timeout).c_str());
+    Log(LogSeverity::kError,
+        absl::StrCat("drain did not finish within ",
+                     common::DurationToString(options_.drain_timeout)));
     Finish(1);
   });
   hooks_pending_ = hooks_.size() + 1;  // +1 so that no hook finishes early
@@ -113,6 +115,19 @@ void Worker::Shutdown() {
     });
   }
   HookDone();
+}
+
+void Worker::Sent(absl::string_view what, const absl::Status& status) {
+  if (status.ok()) {
+    notify_error_.clear();
+    return;
+  }
+  // With the agent gone every heartbeat fails alike: say it once, and again
+  // only when the error changes or after a send got through.
+  if (status.message() == notify_error_) return;
+  notify_error_ = std::string(status.message());
+  Log(LogSeverity::kWarning,
+      absl::StrCat("cannot send ", what, ": ", status.message()));
 }
 
 void Worker::HookDone() {

@@ -14,7 +14,8 @@
 // and on SIGTERM or SIGINT: STOPPING=1, then every drain hook; when all have
 // called `done` it returns 0. If the drain outlasts drain_timeout it returns 1
 // (the agent would SIGKILL us later anyway). A second signal ends the drain
-// at once.
+// at once. A failed sd_notify send is reported through the SDK's log sink
+// (log.h), once until the error changes or a send succeeds.
 //
 // Signals are taken on the loop (boost::asio::signal_set); no code runs in a
 // signal handler. Single-threaded: call everything from the loop thread.
@@ -28,11 +29,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "worker/sdk/listeners.h"
+#include "worker/sdk/log.h"
 #include "worker/sdk/notifier.h"
 
 namespace corral::worker {
@@ -91,6 +94,8 @@ class Worker {
   void WaitSignal();
   void Heartbeat();
   void HookDone();
+  // Reports a failed sd_notify send of `what` through the log sink.
+  void Sent(absl::string_view what, const absl::Status& status);
   void Finish(int code);
 
   const WorkerOptions options_;
@@ -105,6 +110,7 @@ class Worker {
   std::vector<Listener> listeners_;
   std::vector<DrainHook> hooks_;
   std::string status_;
+  std::string notify_error_;  // the last send failure reported; "" = none
   size_t hooks_pending_ = 0;
   bool draining_ = false;
   bool finished_ = false;
