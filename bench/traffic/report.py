@@ -14,6 +14,10 @@ LABEL = {"corral-worker": "corral + corral-worker",
 COLOR = {"corral-worker": "#1b6ca8", "corral-node": "#4fa3d9",
          "pm2": "#c0392b", "node-cluster": "#27ae60", "bare-node": "#7f8c8d",
          "bare-worker": "#b0b7bb"}
+# The no-supervisor run of the same app: the throughput limit.
+LIMIT = {"corral-worker": "bare-worker", "bare-worker": "bare-worker",
+         "corral-node": "bare-node", "pm2": "bare-node",
+         "node-cluster": "bare-node", "bare-node": "bare-node"}
 KINDS = ["refused", "reset", "eof_idle", "eof_mid", "eof_new", "timeout",
          "non2xx", "other"]
 
@@ -36,7 +40,9 @@ def summary(lg, workers):
                         for w in ws],
             "req_spread": spread([w["requests"] for w in ws], workers),
             "conn_spread": spread([w["connections"] for w in ws], workers),
-            "conns": "/".join(str(w["connections"]) for w in ws)}
+            "conns": "/".join(str(c) for c in sorted(
+                [w["connections"] for w in ws] +
+                [0] * max(0, workers - len(ws)), reverse=True))}
 
 
 def median(values):
@@ -57,6 +63,8 @@ def aggregate(rounds):
             "rps_rounds": [round(r["rps"]) for r in runs],
             "p50": median([r["p50"] for r in runs]),
             "p99": median([r["p99"] for r in runs]),
+            "worker_us": median([r["worker_us"] for r in runs]),
+            "supervisor_us": median([r["supervisor_us"] for r in runs]),
             "failed": sum(r["failed"] for r in runs),
             # None (a worker got nothing) sorts as the worst.
             "req_spread": [r["req_spread"] for r in runs],
@@ -115,6 +123,13 @@ def build(args, results, load):
         if name in results and results[name]:
             doc["systems"][name] = {"rounds": results[name],
                                     "agg": aggregate(results[name])}
+    for name, d in doc["systems"].items():
+        limit = doc["systems"].get(LIMIT[name])
+        for route in ("cheap", "heavy"):
+            # Per round: the system and its limit ran minutes apart at most.
+            d["agg"][route]["vs_limit"] = [
+                r[route]["rps"] / l[route]["rps"] for r, l in zip(
+                    d["rounds"], limit["rounds"])] if limit else []
     return doc
 
 
@@ -122,9 +137,9 @@ def fmt_range(values, digits=0):
     values = [v for v in (values or []) if v is not None]
     if not values:
         return NA
-    lo, hi = min(values), max(values)
     f = "%%.%df" % digits
-    return f % lo if lo == hi else (f + "-" + f) % (lo, hi)
+    lo, hi = f % min(values), f % max(values)
+    return lo if lo == hi else lo + "-" + hi
 
 
 def fmt_spread(values):
@@ -143,9 +158,16 @@ def rows(doc):
     out = []
     for route, path in (("cheap", "/"), ("heavy", "/heavy")):
         out += [("req/s %s" % path, get(lambda a: "%.0f" % a[route]["rps"])),
-                ("p50 / p99 ms %s" % path,
+                ("  vs no supervisor", get(lambda a: "%.2f (%s)" % (
+                    median(a[route]["vs_limit"]), fmt_range(
+                        a[route]["vs_limit"], 2)) if a[route]["vs_limit"]
+                    else NA)),
+                ("  p50 / p99 ms",
                  get(lambda a: "%.2f / %.1f" % (a[route]["p50"],
-                                                a[route]["p99"])))]
+                                                a[route]["p99"]))),
+                ("  CPU us/req workers+sup.",
+                 get(lambda a: "%.0f + %.0f" % (a[route]["worker_us"],
+                                                a[route]["supervisor_us"])))]
     out += [
         ("requests max/min /", get(lambda a: fmt_spread(
             a["cheap"]["req_spread"]))),

@@ -74,6 +74,19 @@ def kill_checked(pid, marker, sig=signal.SIGKILL):
             pass
 
 
+def cpu_seconds(pids):
+    """utime + stime of `pids` from /proc (0 for a pid that is gone)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def http_ok(port, path="/"):
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
