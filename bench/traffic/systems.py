@@ -66,8 +66,11 @@ def cmdline(pid):
 
 
 def kill_checked(pid, marker, sig=signal.SIGKILL):
-    """Signals `pid` only if its command line still contains `marker`."""
-    if marker in cmdline(pid):
+    """Signals `pid` only if its command line still contains `marker` (or
+    one of them, given a tuple)."""
+    markers = marker if isinstance(marker, tuple) else (marker,)
+    line = cmdline(pid)
+    if any(m and m in line for m in markers):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -215,7 +218,8 @@ class Corral(System):
 
 class Pm2(System):
     """PM2 cluster mode: `pm2 start app.js -i 2`, `pm2 reload`."""
-    marker = APP_JS
+    # A cluster worker runs PM2's wrapper, which loads app.js.
+    marker = (APP_JS, os.path.join("pm2", "lib", "ProcessContainer.js"))
 
     def __init__(self, name, workers, tmp, env, log, pm2):
         super().__init__(name, workers, tmp, env, log)
