@@ -13,6 +13,18 @@ const count = Number(process.env.WORKERS || 2);
 cluster.setupPrimary({ exec: process.argv[2] || path.join(__dirname, 'app.js') });
 for (let i = 0; i < count; i++) cluster.fork();
 
+// As in the worker.disconnect() example of Node's cluster docs: a worker
+// that has not exited 2 s after disconnect() is killed. Without it a worker
+// never exits under steady keep-alive traffic: server.close() closes only
+// the connections idle at that moment, and busy ones never become idle.
+// (worker.kill() would wait for the same disconnect: signal the process.)
+const GRACE_MS = 2000;
+function stopWorker(worker) {
+  const timer = setTimeout(() => worker.process.kill('SIGTERM'), GRACE_MS);
+  worker.once('exit', () => clearTimeout(timer));
+  worker.disconnect();
+}
+
 let stopping = false;
 cluster.on('exit', (worker, code, signal) => {
   // A crash (not a disconnect we asked for): replace it.
@@ -43,7 +55,7 @@ process.on('SIGHUP', () => {
       const replacement = cluster.fork();
       replacement.once('listening', () => restartWorker(i + 1));
     });
-    worker.disconnect();
+    stopWorker(worker);
   };
   restartWorker(0);
 });
@@ -53,7 +65,7 @@ function stop() {
   stopping = true;
   const workers = Object.values(cluster.workers);
   if (workers.length === 0) process.exit(0);
-  for (const worker of workers) worker.disconnect();
+  for (const worker of workers) stopWorker(worker);
   setTimeout(() => process.exit(1), 10000).unref();
 }
 process.on('SIGTERM', stop);

@@ -274,18 +274,27 @@ class NodeCluster(System):
     def start(self):
         self.port = free_port()
         env = dict(self.env, PORT=str(self.port), WORKERS=str(self.workers))
-        self.proc = spawn(["node", CLUSTER_JS, APP_JS], env=env,
-                          stdout=self.log, stderr=subprocess.STDOUT)
+        # Its own log: reload() waits for the primary's "done" line in it.
+        self.own_log = os.path.join(self.tmp, "node-cluster-%d.log" % id(self))
+        with open(self.own_log, "w") as log:
+            self.proc = spawn(["node", CLUSTER_JS, APP_JS], env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
         self.wait_serving()
 
     def supervisor(self):
         return self.proc.pid if self.proc else None
 
+    def restarts_done(self):
+        with open(self.own_log) as f:
+            return f.read().count("rolling restart done")
+
     def reload(self):
-        old = set(self.worker_pids())
+        # The last replacement may still be booting when the pids already
+        # look right, and a SIGHUP during a restart is ignored: wait for
+        # the primary to say it is done.
+        done = self.restarts_done()
         os.kill(self.proc.pid, signal.SIGHUP)
-        poll(lambda: not old & set(self.worker_pids())
-             and self.serving(), 60, "the rolling restart")
+        poll(lambda: self.restarts_done() > done, 60, "the rolling restart")
 
 
 class Bare(System):
