@@ -68,6 +68,9 @@ def parse_args():
     ap.add_argument("--svg", default=os.path.join(ROOT, "docs",
                                                   "traffic-bench.svg"))
     ap.add_argument("--raw", help="keep every load generator output here")
+    ap.add_argument("--report", metavar="JSON",
+                    help="run nothing: print the table and draw the chart "
+                         "of an earlier run's --json file")
     args = ap.parse_args()
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     for s in args.systems:
@@ -270,8 +273,21 @@ def run_system(name, rnd, tmp, env, log, paths, args):
         system.cleanup()
 
 
+def report_only(args):
+    with open(args.report) as f:
+        doc = json.load(f)
+    print(report.table(doc))
+    print()
+    print(report.markdown(doc))
+    with open(args.svg, "w") as f:
+        f.write(report.svg(doc))
+    print("wrote %s" % args.svg)
+
+
 def main():
     args = parse_args()
+    if args.report:
+        return report_only(args)
     paths = tool_paths(args)
     if "pm2" in args.systems:
         install_pm2()

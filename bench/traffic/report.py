@@ -142,12 +142,19 @@ def fmt_range(values, digits=0):
     return lo if lo == hi else lo + "-" + hi
 
 
+def spread_median(values):
+    """Median of max/min ratios where None (a worker got nothing) is
+    infinite; None if the median itself is."""
+    m = median([float("inf") if v is None else v for v in values])
+    return None if m == float("inf") else m
+
+
 def fmt_spread(values):
     if not values:
         return NA
     text = lambda v: "inf" if v is None else "%.2f" % v
     worst = None if None in values else max(values)
-    return "%s (worst %s)" % (text(median(values)), text(worst))
+    return "%s (worst %s)" % (text(spread_median(values)), text(worst))
 
 
 def rows(doc):

@@ -17,7 +17,9 @@ def _text(x, y, s, size=11, anchor="start", weight="normal", fill="#222"):
 
 
 def _panel(x, y, title, rows, goal=None, goal_text=""):
-    """rows: [(label, [(value or None, lo, hi, text, color)])]."""
+    """rows: [(label, [(value or None, lo, hi, text, color)])]; a row of
+    several bars gets 12 px per bar."""
+    row_h = max(ROW_H, 6 + 12 * max(len(bars) for _, bars in rows))
     values = [v for _, bars in rows for b in bars
               for v in (b[0], b[2]) if v is not None]
     top = max(values + [goal or 0, 1e-9]) * 1.05
@@ -25,11 +27,12 @@ def _panel(x, y, title, rows, goal=None, goal_text=""):
     out = [_text(x, y + 14, title, 12, weight="bold")]
     y0 = y + TITLE_H
     for i, (label, bars) in enumerate(rows):
-        ry = y0 + i * ROW_H
-        out.append(_text(x + LABEL_W - 6, ry + 14, label, anchor="end"))
+        ry = y0 + i * row_h
+        out.append(_text(x + LABEL_W - 6, ry + row_h / 2 + 4, label,
+                         anchor="end"))
         if all(b[0] is None for b in bars):
             bars = bars[:1]  # one "n/a" for the row
-        h = (ROW_H - 6) / len(bars)
+        h = (row_h - 6) / len(bars)
         for j, (v, lo, hi, text, color) in enumerate(bars):
             by = ry + 3 + j * h
             if v is None:
@@ -51,12 +54,12 @@ def _panel(x, y, title, rows, goal=None, goal_text=""):
                              10 if len(bars) > 1 else 11))
     if goal is not None:
         gx = x + LABEL_W + goal * scale
-        gy1 = y0 + len(rows) * ROW_H
+        gy1 = y0 + len(rows) * row_h
         out.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" '
                    'stroke="#c0392b" stroke-dasharray="4,3"/>' % (
                        gx, y0 - 4, gx, gy1))
         out.append(_text(gx + 3, gy1 + 11, goal_text, 10, fill="#c0392b"))
-    return "\n".join(out), TITLE_H + len(rows) * ROW_H + 16
+    return "\n".join(out), TITLE_H + len(rows) * row_h + 16
 
 
 def _bar(values, color, digits=0, na="n/a"):
@@ -73,7 +76,8 @@ def _bar(values, color, digits=0, na="n/a"):
 def _spread_bar(values, color, cap):
     if not values:
         return (None, None, None, "n/a", color)
-    m = _median(values)
+    from report import spread_median
+    m = spread_median(values)
     worst = None if None in values else max(values)
     text = "%s (worst %s)" % ("inf" if m is None else "%.2f" % m,
                               "inf" if worst is None else "%.2f" % worst)
