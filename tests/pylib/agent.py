@@ -171,6 +171,13 @@ class Agent:
         self.proc.stdout.close()
         self.proc.stderr.close()
         self._save_log()
+        # The agent checks every event against its registry
+        # (agent/supervisor/event_registry.cc) and reports a mismatch as
+        # event_invalid: any test run that meets one fails.
+        invalid = self.log.agent_events("event_invalid")
+        if invalid:
+            raise AssertionError(f"the agent emitted events its registry does not "
+                                 f"declare: {invalid}")
 
     def kill(self):
         """SIGKILL the agent and everything it started, by pid."""
