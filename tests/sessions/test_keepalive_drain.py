@@ -2,9 +2,10 @@
 corral-worker processes: rolling reloads, a scale-down and an agent SIGTERM.
 
 The client is what a proxy or a pooled HTTP client looks like to a worker:
-many keep-alive connections, each sending its next request as soon as the
-last answer is read, never retrying, reconnecting only after an answer that
-said `Connection: close`. Every request is counted by outcome; the tests
+many keep-alive connections, most sending their next request as soon as the
+last answer is read and every third one pausing PAUSE between requests (so
+the drain finds it idle), never retrying, reconnecting only after an answer
+that said `Connection: close`. Every request is counted by outcome; the tests
 require 0 failures of any kind.
 
 Loopback only, real processes; each test is bounded (reloads and drains are
@@ -29,6 +30,9 @@ CORRALCTL = os.environ.get(
     os.path.join(os.path.dirname(os.path.dirname(h.AGENT)), "ctl",
                  "corralctl"))
 CONNECTIONS = 24
+# Shorter than the worker's drain idle window (1 s), as a client that keeps
+# sending is.
+PAUSE = 0.3
 NO_REDIS = {"REDIS_URL": "redis://127.0.0.1:%d/0" % h.free_port()}
 
 
@@ -52,7 +56,7 @@ def _classify(exc, served_before):
 
 class KeepAliveLoad:
     """`n` threads, one keep-alive connection each, sending GETs back to
-    back. After a `Connection: close` answer a thread reconnects while
+    back (every third pausing PAUSE after each answer). After a `Connection: close` answer a thread reconnects while
     `routing` is set (the service still sends it new connections) and stops
     otherwise."""
 
@@ -81,7 +85,8 @@ class KeepAliveLoad:
 
     def _run(self, tid):
         conn, served, i = None, 0, 0
-        while not self._stop.is_set():
+        pause = PAUSE if tid % 3 == 0 else 0
+        while not self._stop.wait(pause if served else 0):
             if conn is None:
                 if not self.routing.is_set():
                     return
