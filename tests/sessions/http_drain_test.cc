@@ -246,6 +246,8 @@ TEST_F(HttpDrainTest, Http10WithoutKeepAliveIsAnsweredAndClosed) {
   EXPECT_EQ(r->version, "HTTP/1.0");
   EXPECT_NE(r->connection(), "keep-alive");
   EXPECT_EQ(*before.WaitEnd(absl::Seconds(3)), PeerEnd::kEof);
+  before.Close();  // ends the server's linger
+  ASSERT_TRUE(WaitUntil([&] { return server_->connection_count() == 0; }));
 
   RawHttpClient during;
   ASSERT_TRUE(during.Connect(port_).ok());
