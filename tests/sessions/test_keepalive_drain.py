@@ -60,7 +60,7 @@ class KeepAliveLoad:
     `routing` is set (the service still sends it new connections) and stops
     otherwise."""
 
-    def __init__(self, port, n=CONNECTIONS, timeout=10):
+    def __init__(self, port, n=None, timeout=10):
         self.port = port
         self.timeout = timeout
         self.routing = threading.Event()
@@ -70,7 +70,8 @@ class KeepAliveLoad:
         self.outcomes = collections.Counter()
         self.failures = []  # (time, kind, detail)
         self._threads = [threading.Thread(target=self._run, args=(i,),
-                                          daemon=True) for i in range(n)]
+                                          daemon=True)
+                         for i in range(n or CONNECTIONS)]
 
     def start(self):
         for t in self._threads:
