@@ -227,8 +227,14 @@ def _report(what, load):
 
 def _started(workers, **kw):
     agent = Agent(workers, **kw)
-    agent.wait_events("worker_ready", workers)
-    h.wait_for(agent.ready, 10, "/readyz 200")
+    try:
+        agent.wait_events("worker_ready", workers)
+        h.wait_for(agent.ready, 10, "/readyz 200")
+    except AssertionError:
+        with open(agent.log) as f:
+            print(f.read()[-2000:])
+        agent.close()
+        raise
     return agent
 
 
