@@ -6,7 +6,8 @@
 //
 // Environment: PORT (alone; default 8080), REDIS_URL, REDIS_SENTINELS,
 // REDIS_MASTER_NAME, CORRAL_SECURE_COOKIE=1, SESSION_IDLE_TIMEOUT (30m),
-// SESSION_ABSOLUTE_TIMEOUT (8h).
+// SESSION_ABSOLUTE_TIMEOUT (8h), CORRAL_DRAIN_IDLE_WINDOW (1s; see
+// HttpServerOptions::drain_idle_window).
 #include <unistd.h>
 
 #include <cstdio>
@@ -36,7 +37,8 @@ constexpr char kUsage[] =
     "usage: corral-worker [--secure-cookie] [--drain-timeout=DURATION]\n"
     "env: PORT, REDIS_URL, REDIS_SENTINELS, REDIS_MASTER_NAME,\n"
     "     CORRAL_SECURE_COOKIE=1, SESSION_IDLE_TIMEOUT, "
-    "SESSION_ABSOLUTE_TIMEOUT\n";
+    "SESSION_ABSOLUTE_TIMEOUT,\n"
+    "     CORRAL_DRAIN_IDLE_WINDOW (1s)\n";
 
 struct Flags {
   bool secure_cookie = false;
@@ -110,6 +112,21 @@ int main(int argc, char** argv) {
   Flags flags = ParseFlags(argc, argv);
   absl::StatusOr<RedisConfig> redis_config = RedisConfigFromEnvironment();
   if (!redis_config.ok()) Usage(redis_config.status().message());
+  absl::StatusOr<HttpServerOptions> http_options =
+      HttpServerOptionsFromEnvironment({.server_name = "corral-worker"});
+  if (!http_options.ok()) Usage(http_options.status().message());
+  // Idle connections are closed after the window; a window as long as the
+  // whole drain would end every drain at its deadline (exit 1). A short
+  // --drain-timeout shortens the default window; a set one must fit.
+  if (http_options->drain_idle_window >= flags.drain_timeout) {
+    if (getenv(kDrainIdleWindowEnv) != nullptr) {
+      Usage(absl::StrCat(kDrainIdleWindowEnv, "=",
+                         absl::FormatDuration(http_options->drain_idle_window),
+                         " must be shorter than --drain-timeout=",
+                         absl::FormatDuration(flags.drain_timeout)));
+    }
+    http_options->drain_idle_window = flags.drain_timeout / 2;
+  }
 
   WorkerOptions options;
   options.drain_timeout = flags.drain_timeout;
@@ -150,7 +167,7 @@ int main(int argc, char** argv) {
       [&app](const HttpRequest& req, Respond respond) {
         app.Handle(req, std::move(respond));
       },
-      HttpServerOptions{.server_name = "corral-worker"});
+      *http_options);
   std::vector<Listener> listeners = worker.TakeListeners();
   if (absl::Status s = server.Start(listeners); !s.ok()) {
     Usage(s.message());

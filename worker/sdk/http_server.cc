@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <unordered_set>
 #include <utility>
@@ -21,6 +22,7 @@
 #include "boost/beast/http/parser.hpp"
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/write.hpp"
+#include "common/duration.h"
 
 namespace corral::worker {
 namespace {
@@ -51,13 +53,15 @@ HttpResponse TextResponse(http::status status, std::string body) {
 
 class Connection;
 
-// While draining, how long a connection that has sent nothing yet may take to
-// send its first request (a client that connected just before the drain).
-constexpr absl::Duration kFirstRequestGrace = absl::Seconds(1);
+// After a connection's last answer (or an idle close), how long to keep
+// reading what the client still sends, waiting for its FIN, before closing
+// outright. Clients close at once after `Connection: close`; a pool that
+// notices a closed socket only when it reuses it costs at most this.
+constexpr absl::Duration kLingerTimeout = absl::Milliseconds(500);
 
 // State the server shares with its connections, which may outlive it by a
 // few handlers while the io_context unwinds.
-struct HttpServerState {
+struct HttpServerState : std::enable_shared_from_this<HttpServerState> {
   HttpServerState(asio::io_context& io, HttpHandler h, HttpServerOptions o)
       : io(io), handler(std::move(h)), options(std::move(o)) {}
 
@@ -66,9 +70,18 @@ struct HttpServerState {
     MaybeFinishDrain();
   }
   void MaybeFinishDrain() {
-    if (!draining || !connections.empty() || !drain_done) return;
+    if (!draining || !connections.empty() || !drain_done || finish_posted) {
+      return;
+    }
+    finish_posted = true;
     // Posted: the last connection may be in the middle of its own teardown.
-    asio::post(io, std::exchange(drain_done, nullptr));
+    // Checked again when it runs: an accept that completed before the drain
+    // may have added a connection meanwhile; its end calls us again.
+    asio::post(io, [self = shared_from_this()] {
+      self->finish_posted = false;
+      if (!self->connections.empty() || !self->drain_done) return;
+      std::exchange(self->drain_done, nullptr)();
+    });
   }
 
   asio::io_context& io;
@@ -76,12 +89,14 @@ struct HttpServerState {
   const HttpServerOptions options;
   std::unordered_set<Connection*> connections;
   bool draining = false;
+  bool aborted = false;  // Abort() ran: nothing new is served
+  bool finish_posted = false;
   std::function<void()> drain_done;
   uint64_t requests = 0;
 };
 
 // One accepted connection: read a request, hand it to the handler, write the
-// answer, repeat while keep-alive holds.
+// answer, repeat while keep-alive holds; then half-close and linger.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::shared_ptr<HttpServerState> shared, Protocol::socket s)
@@ -92,67 +107,91 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Start() { ReadRequest(); }
 
-  // Called when the server starts draining.
+  // The server started draining. An answer being handled or written, or to
+  // a request being read, says close (Write). A connection waiting for its
+  // next request gets the drain idle window: its client may be sending it
+  // right now, and closing would fail that request.
   void OnDrain() {
-    if (state_ != State::kReading) return;  // answers with Connection: close
-    if (Idle()) return Close();
-    // A fresh connection gets a short while for its first request.
-    if (served_ == 0 && buffer_.size() == 0) ArmTimer(kFirstRequestGrace);
+    if (state_ == State::kReading && !RequestStarted()) {
+      ArmTimer(Wait::kIdle, shared_->options.drain_idle_window);
+    }
   }
 
+  // Closes at once (a timeout, an error, Abort()).
   void Close() {
     error_code ignored;
+    ++timer_seq_;
     timer_.cancel();
     socket_.close(ignored);
     state_ = State::kClosed;
   }
 
  private:
-  enum class State { kReading, kHandling, kWriting, kClosed };
+  enum class State { kReading, kHandling, kWriting, kLingering, kClosed };
+  // What the timer is waiting for.
+  enum class Wait { kIdle, kIo, kLinger };
 
-  // Between requests with nothing received yet: safe to close on drain.
-  // A connection that has not had its first request yet is never idle: its
-  // client connected to send one (the kernel queued it for us before the
-  // drain), and closing it would fail that request; it gets an answer with
-  // Connection: close instead.
-  bool Idle() {
-    if (served_ == 0) return false;
-    if (buffer_.size() > 0 || (parser_ && parser_->got_some())) return false;
+  // A request has begun to arrive: bytes parsed, buffered, or waiting in
+  // the kernel (the next request of a pipelining client, or one racing our
+  // idle timer).
+  bool RequestStarted() {
+    if (buffer_.size() > 0 || (parser_ && parser_->got_some())) return true;
     error_code ec;
-    // Bytes already in the kernel mean a request is on its way.
-    return socket_.available(ec) == 0 && !ec;
+    return socket_.available(ec) > 0 && !ec;
   }
 
-  void ArmTimer(absl::Duration d) {
+  void ArmTimer(Wait wait, absl::Duration d) {
+    wait_ = wait;
+    // The sequence number tells a stale expiry (already queued when the
+    // timer was re-armed, so not cancelled) from the current one.
+    uint64_t seq = ++timer_seq_;
     timer_.expires_after(ToChrono(d));
-    timer_.async_wait([weak = weak_from_this()](error_code ec) {
+    timer_.async_wait([weak = weak_from_this(), seq](error_code ec) {
       if (ec) return;
-      if (auto self = weak.lock()) self->Close();
+      auto self = weak.lock();
+      if (self && self->timer_seq_ == seq) self->OnTimer();
     });
+  }
+
+  void OnTimer() {
+    if (state_ == State::kClosed) return;
+    if (wait_ != Wait::kIdle) return Close();  // io timeout, linger over
+    // A request arrived as the idle wait ended: read it, within io_timeout.
+    if (RequestStarted())
+      return ArmTimer(Wait::kIo, shared_->options.io_timeout);
+    Linger();
   }
 
   void ReadRequest() {
     state_ = State::kReading;
-    if (shared_->draining && Idle()) return Close();
     parser_.emplace();
     parser_->header_limit(shared_->options.header_limit);
     parser_->body_limit(shared_->options.body_limit);
-    ArmTimer(shared_->draining && served_ == 0 ? kFirstRequestGrace
-             : buffer_.size() > 0              ? shared_->options.io_timeout
-                                               : shared_->options.idle_timeout);
+    if (buffer_.size() > 0) {
+      ArmTimer(Wait::kIo, shared_->options.io_timeout);  // pipelined
+    } else {
+      ArmTimer(Wait::kIdle, shared_->draining
+                                ? shared_->options.drain_idle_window
+                                : shared_->options.idle_timeout);
+    }
+    reading_ = true;
     http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](error_code ec, size_t) {
+                       self->reading_ = false;
                        self->OnRead(ec);
                      });
   }
 
   void OnRead(error_code ec) {
     if (state_ == State::kClosed) return;
+    // Half-closed meanwhile: whatever came is dropped.
+    if (state_ == State::kLingering) return ec ? Close() : Discard();
     if (ec) return OnReadError(ec);
     request_ = parser_->release();
     parser_.reset();
     keep_alive_ = request_.keep_alive();
     state_ = State::kHandling;
+    ++timer_seq_;
     timer_.cancel();
     ++shared_->requests;
     auto self = shared_from_this();
@@ -173,7 +212,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (ec == http::error::end_of_stream ||
         ec == http::error::partial_message || !IsHttpParseError(ec)) {
-      return Close();  // the peer went away, a timeout, or a socket error
+      return Close();  // the peer went away, or a socket error
     }
     Fail(http::status::bad_request,
          absl::StrCat("bad request: ", ec.message(), "\n"));
@@ -190,12 +229,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     state_ = State::kWriting;
     res.version(version);
     res.set(http::field::server, shared_->options.server_name);
-    // Draining: this answer is the connection's last.
-    res.keep_alive(keep_alive_ && !shared_->draining);
+    // Draining: this answer is the connection's last, unless the client has
+    // already sent the next one (pipelined): that is answered too.
+    last_ = !keep_alive_ || (shared_->draining && !RequestStarted());
+    res.keep_alive(!last_);
+    // Said explicitly for HTTP/1.0 too, where close is only the default.
+    if (last_) res.set(http::field::connection, "close");
     res.prepare_payload();
     if (head) res.body().clear();  // Content-Length stays that of GET
     response_.emplace(std::move(res));
-    ArmTimer(shared_->options.io_timeout);
+    ArmTimer(Wait::kIo, shared_->options.io_timeout);
     http::async_write(socket_, *response_,
                       [self = shared_from_this()](error_code ec, size_t) {
                         self->OnWrite(ec);
@@ -205,14 +248,34 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnWrite(error_code ec) {
     if (state_ == State::kClosed) return;
     ++served_;
-    bool again = !ec && response_->keep_alive();
     response_.reset();
-    if (!again) {
-      error_code ignored;
-      socket_.shutdown(Protocol::socket::shutdown_send, ignored);
-      return Close();
-    }
+    if (ec) return Close();
+    if (last_) return Linger();
     ReadRequest();
+  }
+
+  // Half-close (FIN after the last answer), then read and drop what the
+  // client still sends until it closes too. close() with unread bytes in
+  // the kernel sends a reset instead of a FIN, and a reset can destroy an
+  // answer the client has not read yet (nginx's lingering close).
+  void Linger() {
+    state_ = State::kLingering;
+    error_code ignored;
+    socket_.shutdown(Protocol::socket::shutdown_send, ignored);
+    ArmTimer(Wait::kLinger, kLingerTimeout);
+    if (!reading_) Discard();  // else OnRead continues here
+  }
+
+  void Discard() {
+    buffer_.clear();
+    reading_ = true;
+    socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
+                                                       error_code ec, size_t) {
+      self->reading_ = false;
+      if (self->state_ == State::kClosed) return;
+      if (ec) return self->Close();  // the client's FIN, or an error
+      self->Discard();
+    });
   }
 
   std::shared_ptr<HttpServerState> shared_;
@@ -223,7 +286,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   HttpRequest request_;
   std::optional<HttpResponse> response_;
   bool keep_alive_ = true;
-  int served_ = 0;  // responses written on this connection
+  bool last_ = false;     // the answer being written closes the connection
+  bool reading_ = false;  // a read is pending on socket_
+  int served_ = 0;        // responses written on this connection
+  uint64_t timer_seq_ = 0;
+  Wait wait_ = Wait::kIdle;
   State state_ = State::kReading;
 };
 
@@ -254,6 +321,7 @@ class HttpAcceptor : public std::enable_shared_from_this<HttpAcceptor> {
 
  private:
   void OnAccept(error_code ec, Protocol::socket s) {
+    if (!ec && s.is_open()) Serve(std::move(s));
     if (!acceptor_.is_open() || ec == asio::error::operation_aborted) return;
     if (ec) {
       // EMFILE and friends: back off briefly instead of spinning.
@@ -263,19 +331,24 @@ class HttpAcceptor : public std::enable_shared_from_this<HttpAcceptor> {
       });
       return;
     }
+    // Let a sibling worker woken by the same connection burst run and take
+    // the next one (a hint; returns at once when no one else is runnable).
+    sched_yield();
+    AcceptWhenReady();
+  }
+
+  // Served even when the drain closed our acceptor after the kernel had
+  // handed us this connection but before this handler ran: its client is
+  // connected and about to send, and nobody else can answer it now. It is
+  // answered with Connection: close. Only Abort() drops it.
+  void Serve(Protocol::socket s) {
+    if (shared_->aborted) return;
     if (tcp_) {
       int one = 1;
       setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one,
                  sizeof(one));
     }
-    // Accepted as the drain began: the client is already connected and
-    // about to send, so it is served (with Connection: close), not dropped.
     std::make_shared<Connection>(shared_, std::move(s))->Start();
-    if (shared_->draining) return;
-    // Let a sibling worker woken by the same connection burst run and take
-    // the next one (a hint; returns at once when no one else is runnable).
-    sched_yield();
-    AcceptWhenReady();
   }
 
   // One connection per wakeup: go back to the reactor before accepting the
@@ -299,6 +372,22 @@ class HttpAcceptor : public std::enable_shared_from_this<HttpAcceptor> {
   const bool tcp_;
 };
 
+absl::StatusOr<HttpServerOptions> HttpServerOptionsFromEnvironment(
+    HttpServerOptions options) {
+  const char* value = getenv(kDrainIdleWindowEnv);
+  if (value == nullptr) return options;
+  // The agent's duration syntax (common/duration.h): one parser for both.
+  absl::StatusOr<absl::Duration> d = corral::common::ParseDuration(value);
+  if (!d.ok() || *d < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kDrainIdleWindowEnv, "=\"", value,
+                     "\" is not a duration >= 0 (like 1s or 500ms)",
+                     d.ok() ? "" : absl::StrCat(": ", d.status().message())));
+  }
+  options.drain_idle_window = *d;
+  return options;
+}
+
 HttpServer::HttpServer(asio::io_context& io, HttpHandler handler,
                        HttpServerOptions options)
     : shared_(std::make_shared<HttpServerState>(io, std::move(handler),
@@ -307,6 +396,20 @@ HttpServer::HttpServer(asio::io_context& io, HttpHandler handler,
 HttpServer::~HttpServer() { Abort(); }
 
 absl::Status HttpServer::Start(const std::vector<Listener>& listeners) {
+  const HttpServerOptions& o = shared_->options;
+  if (o.drain_idle_window < absl::ZeroDuration() ||
+      o.idle_timeout <= absl::ZeroDuration() ||
+      o.io_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HttpServerOptions: drain_idle_window (",
+                     absl::FormatDuration(o.drain_idle_window),
+                     ") must be >= 0, "
+                     "idle_timeout (",
+                     absl::FormatDuration(o.idle_timeout),
+                     ") and "
+                     "io_timeout (",
+                     absl::FormatDuration(o.io_timeout), ") > 0"));
+  }
   for (const Listener& l : listeners) {
     sockaddr_storage addr{};
     socklen_t len = sizeof(addr);
@@ -337,7 +440,7 @@ void HttpServer::Drain(std::function<void()> done) {
   if (!shared_->draining) {
     shared_->draining = true;
     for (auto& a : acceptors_) a->Close();
-    // Copy: Close() may not remove entries now, but be safe.
+    // Copy: the set may change while connections react.
     std::vector<Connection*> conns(shared_->connections.begin(),
                                    shared_->connections.end());
     for (Connection* c : conns) c->OnDrain();
@@ -346,6 +449,7 @@ void HttpServer::Drain(std::function<void()> done) {
 }
 
 void HttpServer::Abort() {
+  shared_->aborted = true;
   shared_->draining = true;
   for (auto& a : acceptors_) a->Close();
   std::vector<Connection*> conns(shared_->connections.begin(),
