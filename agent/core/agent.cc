@@ -1,28 +1,20 @@
 #include "agent/core/agent.h"
 
-#include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <boost/asio/post.hpp>
-#include <cerrno>
-#include <cstdlib>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "agent/os/errors.h"
+#include "agent/os/fd.h"
 #include "agent/os/procfs.h"
 #include "agent/os/reaper.h"
-#include "agent/os/spawner.h"
+#include "agent/os/self.h"
 #include "agent/supervisor/size_parse.h"
-
-extern char** environ;
 
 namespace corral::agent {
 namespace {
@@ -55,17 +47,10 @@ SupervisorConfig MakeConfig(const Options& o, int workers) {
 
 }  // namespace
 
-int AffinityCpuCount() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
-  return std::max(1, CPU_COUNT(&set));
-}
-
 struct Agent::PipeReader {
   PipeReader(boost::asio::io_context& io, int fd, LineSource src, bool is_ipc)
-      : pipe(io, fd), source(src), ipc(is_ipc) {}
-  boost::asio::posix::stream_descriptor pipe;
+      : stream(io, fd), source(src), ipc(is_ipc) {}
+  boost::asio::posix::stream_descriptor stream;
   LineSource source;
   bool ipc;  // Node's IPC channel: JSON lines, not output
   std::array<char, 64 * 1024> chunk;
@@ -90,11 +75,7 @@ Agent::~Agent() {
   // The descriptors below are owned elsewhere: release, don't close.
   signal_watch_.release();
   if (notify_watch_) notify_watch_->release();
-  for (const OpenListener& l : listeners_) close(l.fd);
-  for (const ListenSpec& spec : options_.listen) {
-    if (spec.is_unix) unlink(spec.path.c_str());
-  }
-  if (dev_null_ >= 0) close(dev_null_);
+  for (const OpenListener& l : listeners_) CloseListenSocket(l);
 }
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(Options options,
@@ -108,15 +89,6 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(Options options,
 
 absl::Status Agent::Open() {
   if (absl::Status s = BecomeSubreaperUnlessInit(); !s.ok()) return s;
-  const char* path_env = getenv("PATH");
-  absl::StatusOr<std::string> exe =
-      FindExecutable(options_.command[0], path_env ? path_env : "");
-  if (!exe.ok()) {
-    return absl::Status(exe.status().code(),
-                        absl::StrCat("cannot run the worker command: ",
-                                     exe.status().message()));
-  }
-  executable_ = *exe;
   std::vector<std::string> names;
   for (const ListenSpec& spec : options_.listen) {
     absl::StatusOr<OpenListener> l = OpenListenSocket(spec);
@@ -128,9 +100,20 @@ absl::Status Agent::Open() {
   absl::StatusOr<NotifySocket> notify = NotifySocket::Create(kMaxNotifyMessage);
   if (!notify.ok()) return notify.status();
   notify_.emplace(std::move(*notify));
-  dev_null_ = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (dev_null_ < 0) return ErrnoStatus(errno, "open /dev/null");
-  base_env_ = BaseEnvironment();
+  WorkerCommand command;
+  command.argv = options_.command;
+  command.env = BaseEnvironment();
+  for (const OpenListener& l : listeners_) command.inherit_fds.push_back(l.fd);
+  command.node_ipc = options_.ready == ReadyMode::kIpc;
+  absl::StatusOr<std::unique_ptr<PosixProcessControl>> processes =
+      PosixProcessControl::Create(
+          std::move(command),
+          [this](const SpawnRequest& r, pid_t pid, const WorkerPipes& p) {
+            OnSpawned(r, pid, p);
+          },
+          [this](const absl::Status& s) { OnSignalFailed(s); });
+  if (!processes.ok()) return processes.status();
+  processes_ = std::move(*processes);
   const int workers = initial_workers_ = InitialWorkers();
 
   signal_watch_.assign(signals_.fd());
@@ -138,20 +121,19 @@ absl::Status Agent::Open() {
   std::random_device seed;
   auto rng = std::make_shared<std::mt19937_64>(seed());
   supervisor_ = std::make_unique<Supervisor>(
-      MakeConfig(options_, workers), &clock_, this, &logger_,
+      MakeConfig(options_, workers), &clock_, processes_.get(), &logger_,
       [rng] { return std::uniform_real_distribution<double>(0, 1)(*rng); });
   return absl::OkStatus();
 }
 
 std::vector<std::string> Agent::BaseEnvironment() const {
   std::vector<std::string> env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string_view entry(*e);
+  for (std::string& entry : InheritedEnvironment()) {
     bool own = false;
     for (std::string_view prefix : kOwnVariables) {
       own = own || entry.starts_with(prefix);
     }
-    if (!own) env.emplace_back(entry);
+    if (!own) env.push_back(std::move(entry));
   }
   env.push_back(absl::StrCat("NOTIFY_SOCKET=", notify_->address()));
   if (!listeners_.empty()) {
@@ -169,87 +151,24 @@ std::vector<std::string> Agent::BaseEnvironment() const {
   return env;
 }
 
-// --- ProcessControl -------------------------------------------------------
+// --- processes ------------------------------------------------------------
 
-absl::StatusOr<pid_t> Agent::Spawn(const SpawnRequest& request) {
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
-  if (pipe2(err, O_CLOEXEC) != 0) {
-    int e = errno;
-    close(out[0]);
-    close(out[1]);
-    return ErrnoStatus(e, "pipe2");
+void Agent::OnSpawned(const SpawnRequest& request, pid_t pid,
+                      const WorkerPipes& pipes) {
+  StartReader(pipes.stdout_fd,
+              {request.slot, request.generation, pid, "stdout"}, false);
+  StartReader(pipes.stderr_fd,
+              {request.slot, request.generation, pid, "stderr"}, false);
+  if (pipes.ipc_fd >= 0) {
+    StartReader(pipes.ipc_fd, {request.slot, request.generation, pid, "ipc"},
+                true);
   }
-  SpawnPlan plan;
-  plan.path = executable_;
-  plan.argv = options_.command;
-  plan.env = base_env_;
-  plan.env.push_back(absl::StrCat("CORRAL_WORKER_ID=", request.slot));
-  plan.env.push_back(
-      absl::StrCat("CORRAL_WORKER_GENERATION=", request.generation));
-  plan.stdin_fd = dev_null_;
-  plan.stdout_fd = out[1];
-  plan.stderr_fd = err[1];
-  for (const OpenListener& l : listeners_) plan.inherit_fds.push_back(l.fd);
-  int ipc[2] = {-1, -1};
-  if (options_.ready == ReadyMode::kIpc) {
-    // Node's IPC channel: the child's end is the next inherited fd.
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ipc) != 0) {
-      int e = errno;
-      for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
-      return ErrnoStatus(e, "socketpair");
-    }
-    plan.env.push_back(
-        absl::StrCat("NODE_CHANNEL_FD=", 3 + plan.inherit_fds.size()));
-    plan.env.push_back("NODE_CHANNEL_SERIALIZATION_MODE=json");
-    plan.inherit_fds.push_back(ipc[1]);
-  }
-  // When the agent is not PID 1 and dies, its workers must not linger.
-  plan.parent_death_signal = getpid() == 1 ? 0 : SIGTERM;
-  absl::StatusOr<pid_t> pid = corral::agent::Spawn(plan);
-  close(out[1]);
-  close(err[1]);
-  if (ipc[1] >= 0) close(ipc[1]);
-  if (!pid.ok()) {
-    close(out[0]);
-    close(err[0]);
-    if (ipc[0] >= 0) close(ipc[0]);
-    return pid;
-  }
-  const LineSource source{request.slot, request.generation, *pid, "stdout"};
-  StartReader(out[0], source, false);
-  StartReader(err[0], {request.slot, request.generation, *pid, "stderr"},
-              false);
-  if (ipc[0] >= 0)
-    StartReader(ipc[0], {request.slot, request.generation, *pid, "ipc"}, true);
-  return pid;
 }
 
-void Agent::SignalGroup(pid_t pgid, int sig) {
-  if (pgid > 1) kill(-pgid, sig);  // ESRCH: the group is gone already
+void Agent::OnSignalFailed(const absl::Status& status) {
+  logger_.Emit(
+      Event{Level::kWarn, "signal_failed", std::string(status.message()), {}});
 }
-
-void Agent::SignalProcess(pid_t pid, int sig) {
-  if (pid > 1) kill(pid, sig);
-}
-
-int Agent::SignalStrays(int sig, const std::vector<pid_t>& worker_groups) {
-  // Only trust /proc when it shows our own pid namespace: a host /proc seen
-  // from inside a namespace would name processes that are not ours.
-  if (!ProcMatchesNamespace()) return 0;
-  int count = 0;
-  for (const ProcStat& p : Descendants(getpid())) {
-    if (p.state == 'Z') continue;
-    if (std::find(worker_groups.begin(), worker_groups.end(), p.pgid) !=
-        worker_groups.end()) {
-      continue;
-    }
-    if (kill(p.pid, sig) == 0) ++count;
-  }
-  return count;
-}
-
-bool Agent::HasChildren() { return corral::agent::HasChildren(); }
 
 // --- the loop -------------------------------------------------------------
 
@@ -261,12 +180,12 @@ int Agent::Run() {
       Level::kInfo,
       "agent_started",
       absl::StrFormat("corral-agent pid %d%s: %d worker(s) of '%s'%s%s",
-                      getpid(), getpid() == 1 ? " (PID 1)" : "", workers,
+                      SelfPid(), SelfPid() == 1 ? " (PID 1)" : "", workers,
                       absl::StrJoin(options_.command, " "),
                       addresses.empty() ? "" : " on ",
                       absl::StrJoin(addresses, ", ")),
-      {}}.With("pid", int64_t{getpid()})
-                   .With("pid1", getpid() == 1)
+      {}}.With("pid", int64_t{SelfPid()})
+                   .With("pid1", SelfPid() == 1)
                    .With("workers", int64_t{workers})
                    .With("listen", absl::StrJoin(addresses, ","))
                    .With("command", absl::StrJoin(options_.command, " ")));
@@ -443,7 +362,6 @@ void Agent::Reject(pid_t pid, const std::string& reason) {
 // --- worker output --------------------------------------------------------
 
 void Agent::StartReader(int fd, const LineSource& source, bool ipc) {
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   readers_.push_back(std::make_unique<PipeReader>(io_, fd, source, ipc));
   PipeReader* reader = readers_.back().get();
   reader->self = std::prev(readers_.end());
@@ -451,7 +369,7 @@ void Agent::StartReader(int fd, const LineSource& source, bool ipc) {
 }
 
 void Agent::ReadPipe(PipeReader* r) {
-  r->pipe.async_read_some(
+  r->stream.async_read_some(
       boost::asio::buffer(r->chunk),
       [this, r](boost::system::error_code ec, size_t n) {
         if (ec) return FinishReader(r);  // EOF: every writer closed it
@@ -497,12 +415,7 @@ void Agent::DrainPipesSync() {
   // Every process is gone, so what is left in the pipes is all there is.
   for (auto& r : readers_) {
     if (r->ipc) continue;
-    for (;;) {
-      ssize_t n =
-          read(r->pipe.native_handle(), r->chunk.data(), r->chunk.size());
-      if (n <= 0) break;
-      r->pending.append(r->chunk.data(), static_cast<size_t>(n));
-    }
+    ReadAvailable(r->stream.native_handle(), &r->pending);
     size_t start = 0;
     for (size_t nl; (nl = r->pending.find('\n', start)) != std::string::npos;
          start = nl + 1) {
@@ -623,8 +536,6 @@ void Agent::ReadSizing(bool apply) {
 
 void Agent::SampleUsage() {
   const TimePoint now = clock_.Now();
-  static const long ticks_per_second = sysconf(_SC_CLK_TCK);
-  static const long page_size = sysconf(_SC_PAGESIZE);
   std::map<pid_t, UsageSample> next;
   // 0 = no bound.
   const int64_t bound = sizing_.memory && sizing_.memory->per_worker_bytes
@@ -632,20 +543,19 @@ void Agent::SampleUsage() {
                             : 0;
   for (const WorkerView& w : supervisor_->Workers()) {
     if (w.pid == 0) continue;
-    std::optional<ProcStat> st = ReadProcStat(w.pid);
-    if (!st) continue;
+    std::optional<ProcessUsage> read = ReadProcessUsage(w.pid);
+    if (!read) continue;
     UsageSample sample;
     sample.at = now;
-    sample.ticks = st->utime_ticks + st->stime_ticks;
-    sample.usage.cpu_seconds =
-        static_cast<double>(sample.ticks) / ticks_per_second;
-    sample.usage.rss_bytes = static_cast<int64_t>(st->rss_pages) * page_size;
+    sample.usage.cpu_seconds = read->cpu_seconds;
+    sample.usage.rss_bytes = read->rss_bytes;
     if (auto it = usage_.find(w.pid); it != usage_.end()) {
       const double secs =
           std::chrono::duration<double>(now - it->second.at).count();
       if (secs > 0) {
         sample.usage.cpu_percent =
-            100.0 * (sample.ticks - it->second.ticks) / ticks_per_second / secs;
+            100.0 * (sample.usage.cpu_seconds - it->second.usage.cpu_seconds) /
+            secs;
       }
       sample.over_memory = it->second.over_memory;
     }
@@ -741,6 +651,10 @@ absl::Status Agent::ScaleTo(std::optional<int> workers) {
 
 absl::Status Agent::RestartWorker(int slot) {
   return supervisor_->Replace(slot, "restart");
+}
+
+absl::Status Agent::SignalWorkerGroup(pid_t pgid, int sig) {
+  return processes_->SignalGroupChecked(pgid, sig);
 }
 
 std::vector<LogRecord> Agent::TailLogs(std::optional<int> slot,

@@ -1,14 +1,12 @@
 // The composition of the agent: one event loop (Boost.Asio) owning the
 // supervisor and every fd it watches: signals, the notify socket, worker
-// output pipes and the deadline timer. It also is the supervisor's
-// ProcessControl, turning spawn requests into fork/exec plans.
+// output pipes and the deadline timer. Processes are reached through a
+// PosixProcessControl (agent/os), which hands each new worker's pipes back.
 //
 // Everything here runs on the thread that calls Run(); other threads may
 // only post() work to the loop.
 #ifndef CORRAL_AGENT_CORE_AGENT_H_
 #define CORRAL_AGENT_CORE_AGENT_H_
-
-#include <sys/types.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -29,13 +27,14 @@
 #include "agent/os/listen_socket.h"
 #include "agent/os/log_writer.h"
 #include "agent/os/notify_socket.h"
+#include "agent/os/posix_process_control.h"
 #include "agent/os/signals.h"
 #include "agent/os/steady_clock.h"
 #include "agent/supervisor/supervisor.h"
 
 namespace corral::agent {
 
-class Agent : public ProcessControl, public AgentControl {
+class Agent : public AgentControl {
  public:
   // Opens listeners and the notify socket and resolves the command. Errors
   // are startup failures to report and exit 1 on.
@@ -49,13 +48,6 @@ class Agent : public ProcessControl, public AgentControl {
   // Runs until the supervisor is done; returns the process exit status.
   int Run();
 
-  // ProcessControl.
-  absl::StatusOr<pid_t> Spawn(const SpawnRequest& request) override;
-  void SignalGroup(pid_t pgid, int sig) override;
-  void SignalProcess(pid_t pid, int sig) override;
-  int SignalStrays(int sig, const std::vector<pid_t>& worker_groups) override;
-  bool HasChildren() override;
-
   // AgentControl (see control.h for threads).
   void Post(std::function<void()> fn) override;
   Supervisor& supervisor() override { return *supervisor_; }
@@ -65,6 +57,7 @@ class Agent : public ProcessControl, public AgentControl {
   const SizingState& sizing() const override { return sizing_; }
   absl::Status ScaleTo(std::optional<int> workers) override;
   absl::Status RestartWorker(int slot) override;
+  absl::Status SignalWorkerGroup(pid_t pgid, int sig) override;
   std::vector<LogRecord> TailLogs(std::optional<int> slot,
                                   size_t max_lines) const override;
   int AddEventObserver(std::function<void(const Event&)> fn) override;
@@ -75,7 +68,6 @@ class Agent : public ProcessControl, public AgentControl {
  private:
   struct UsageSample {
     WorkerUsage usage;
-    unsigned long long ticks = 0;
     TimePoint at;
     int over_memory = 0;  // consecutive samples above the bound
   };
@@ -84,6 +76,9 @@ class Agent : public ProcessControl, public AgentControl {
   Agent(Options options, SignalFd signals, LogWriter* writer);
   absl::Status Open();
   std::vector<std::string> BaseEnvironment() const;
+  void OnSpawned(const SpawnRequest& request, pid_t pid,
+                 const WorkerPipes& pipes);
+  void OnSignalFailed(const absl::Status& status);
 
   void WatchSignals();
   void OnSignals();
@@ -121,11 +116,9 @@ class Agent : public ProcessControl, public AgentControl {
   Logger logger_;
   std::unique_ptr<Supervisor> supervisor_;
 
-  std::string executable_;
   std::vector<OpenListener> listeners_;
   std::string listen_names_;
-  int dev_null_ = -1;
-  std::vector<std::string> base_env_;
+  std::unique_ptr<PosixProcessControl> processes_;
   std::list<std::unique_ptr<PipeReader>> readers_;
   uint64_t orphans_reaped_ = 0;
   uint64_t notify_rejected_ = 0;
@@ -145,9 +138,6 @@ class Agent : public ProcessControl, public AgentControl {
   std::map<int, std::function<void(const Event&)>> event_observers_;
   std::map<int, std::function<void(const LogRecord&)>> log_observers_;
 };
-
-// The CPUs this process may run on (sched_getaffinity), at least 1.
-int AffinityCpuCount();
 
 }  // namespace corral::agent
 

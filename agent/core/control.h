@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "agent/core/log_record.h"
 #include "agent/options.h"
 #include "agent/supervisor/event.h"
 #include "agent/supervisor/sizing.h"
@@ -36,26 +37,6 @@ struct WorkerUsage {
   int64_t rss_bytes = 0;
 };
 
-// The sizing inputs last read and what they decided.
-struct SizingState {
-  bool auto_mode = true;  // --workers=auto (or Scale to auto)
-  std::optional<SizingInputs> inputs;
-  std::optional<WorkerCount> decision;
-  std::optional<MemoryBudget> memory;
-};
-
-// One line of worker output kept for `logs` (tail and follow).
-struct LogRecord {
-  uint64_t seq = 0;  // increasing, for follow
-  std::string ts;    // RFC 3339
-  int slot = 0;
-  int generation = 0;
-  pid_t pid = 0;
-  std::string stream;  // "stdout" / "stderr"
-  std::string text;
-  bool cont = false;
-};
-
 class AgentControl {
  public:
   virtual ~AgentControl() = default;
@@ -74,6 +55,9 @@ class AgentControl {
   virtual absl::Status ScaleTo(std::optional<int> workers) = 0;
   // Graceful replacement of one slot (start new, READY, stop old).
   virtual absl::Status RestartWorker(int slot) = 0;
+  // Sends `sig` to the process group `pgid` (a worker's); every failure is
+  // returned.
+  virtual absl::Status SignalWorkerGroup(pid_t pgid, int sig) = 0;
   // The last lines of worker output, oldest first (all workers, or `slot`).
   virtual std::vector<LogRecord> TailLogs(std::optional<int> slot,
                                           size_t max_lines) const = 0;

@@ -2,13 +2,11 @@
 
 #include <signal.h>
 
-#include <cerrno>
 #include <set>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "agent/os/errors.h"
 #include "agent/os/signals.h"
 #include "agent/rpc/grpc_status.h"
 #include "agent/rpc/status_report.h"
@@ -241,9 +239,8 @@ grpc::ServerUnaryReactor* AgentService::SignalWorker(
     // The loop thread is the one that reaps, so `pid` cannot have been
     // reaped and reused between the lookup and this kill. The worker leads
     // its process group: the signal reaches a shell wrapper's children too.
-    if (kill(-*pid, sig) != 0) {
-      return ToGrpcStatus(ErrnoStatus(
-          errno, absl::StrFormat("kill(-%d, %s)", *pid, SignalName(sig))));
+    if (absl::Status s = agent_->SignalWorkerGroup(*pid, sig); !s.ok()) {
+      return ToGrpcStatus(s);
     }
     response->set_pid(*pid);
     response->set_signal(SignalName(sig));

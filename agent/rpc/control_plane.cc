@@ -7,7 +7,6 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_posix.h>
-#include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -22,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "agent/http/http_server.h"
+#include "agent/os/self.h"
 #include "agent/rpc/agent_service.h"
 #include "agent/rpc/control_socket.h"
 #include "agent/rpc/deny_service.h"
@@ -97,7 +97,7 @@ class ControlPlane::Parts {
         deny_service_(absl::StrFormat(
             "the control socket only answers root and uid %d (the agent's "
             "user); run corralctl as one of them",
-            geteuid())),
+            EffectiveUid())),
         publisher_(agent, &health_, &io_) {}
 
   absl::Status Open();

@@ -1,10 +1,9 @@
 #include "agent/rpc/status_report.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <string>
 
+#include "agent/os/self.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace corral::agent {
@@ -140,8 +139,8 @@ void FillStatus(AgentControl& agent, TimePoint started,
   const Options& options = agent.options();
   out->set_state(AgentStateOf(s));
   out->set_reloading(s.reloading());
-  out->set_pid(getpid());
-  out->set_pid1(getpid() == 1);
+  out->set_pid(SelfPid());
+  out->set_pid1(SelfPid() == 1);
   *out->mutable_uptime() = TimeUtil::NanosecondsToDuration(
       std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::steady_clock::now() - started)

@@ -67,6 +67,9 @@ class FakeAgent : public AgentControl, public EventSink {
   const SizingState& sizing() const override { return sizing_; }
   absl::Status ScaleTo(std::optional<int>) override { return absl::OkStatus(); }
   absl::Status RestartWorker(int) override { return absl::OkStatus(); }
+  absl::Status SignalWorkerGroup(pid_t, int) override {
+    return absl::OkStatus();
+  }
   std::vector<LogRecord> TailLogs(std::optional<int>, size_t) const override {
     return {};
   }
