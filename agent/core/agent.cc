@@ -3,24 +3,19 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <array>
 #include <boost/asio/post.hpp>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "agent/os/fd.h"
 #include "agent/os/procfs.h"
 #include "agent/os/reaper.h"
 #include "agent/os/self.h"
-#include "agent/supervisor/size_parse.h"
 
 namespace corral::agent {
 namespace {
 
-// Worker output lines longer than this are split into pieces.
-constexpr size_t kMaxLine = 16 * 1024;
 // Variables the agent sets for each worker; inherited copies are removed.
 constexpr std::string_view kOwnVariables[] = {
     "LISTEN_FDS=",       "LISTEN_PID=",
@@ -28,10 +23,6 @@ constexpr std::string_view kOwnVariables[] = {
     "WATCHDOG_USEC=",    "WATCHDOG_PID=",
     "CORRAL_WORKER_ID=", "CORRAL_WORKER_GENERATION=",
     "NODE_CHANNEL_FD=",  "NODE_CHANNEL_SERIALIZATION_MODE="};
-// Worker lines kept for `corralctl logs`.
-constexpr size_t kLogHistory = 5000;
-// RSS samples above --max-worker-memory before the worker is replaced.
-constexpr int kMemorySamples = 2;
 
 SupervisorConfig MakeConfig(const Options& o, int workers) {
   SupervisorConfig c;
@@ -47,25 +38,19 @@ SupervisorConfig MakeConfig(const Options& o, int workers) {
 
 }  // namespace
 
-struct Agent::PipeReader {
-  PipeReader(boost::asio::io_context& io, int fd, LineSource src, bool is_ipc)
-      : stream(io, fd), source(src), ipc(is_ipc) {}
-  boost::asio::posix::stream_descriptor stream;
-  LineSource source;
-  bool ipc;  // Node's IPC channel: JSON lines, not output
-  std::array<char, 64 * 1024> chunk;
-  std::string pending;  // a line not yet ended
-  std::list<std::unique_ptr<PipeReader>>::iterator self;
-};
-
-Agent::Agent(Options options, SignalFd signals, LogWriter* writer)
+Agent::Agent(Options options, SignalFd signals, LogWriter* writer,
+             CgroupReader* cgroups)
     : options_(std::move(options)),
       writer_(writer),
       signals_(std::move(signals)),
       signal_watch_(io_),
       deadline_timer_(io_),
       housekeeping_timer_(io_),
-      logger_(options_.log_format, writer) {
+      logger_(options_.log_format, writer),
+      output_(&io_, &logger_, [this](pid_t pid) { OnIpcReady(pid); }),
+      rescaler_(cgroups, options_.sizing, options_.max_worker_memory,
+                options_.workers, &logger_),
+      memory_(&logger_) {
   logger_.AddObserver([this](const Event& e) {
     for (auto& [id, fn] : std::map(event_observers_)) fn(e);
   });
@@ -80,9 +65,10 @@ Agent::~Agent() {
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(Options options,
                                                      SignalFd signals,
-                                                     LogWriter* writer) {
+                                                     LogWriter* writer,
+                                                     CgroupReader* cgroups) {
   std::unique_ptr<Agent> agent(
-      new Agent(std::move(options), std::move(signals), writer));
+      new Agent(std::move(options), std::move(signals), writer, cgroups));
   if (absl::Status s = agent->Open(); !s.ok()) return s;
   return agent;
 }
@@ -109,12 +95,13 @@ absl::Status Agent::Open() {
       PosixProcessControl::Create(
           std::move(command),
           [this](const SpawnRequest& r, pid_t pid, const WorkerPipes& p) {
-            OnSpawned(r, pid, p);
+            output_.Watch(r, pid, p);
           },
           [this](const absl::Status& s) { OnSignalFailed(s); });
   if (!processes.ok()) return processes.status();
   processes_ = std::move(*processes);
-  const int workers = initial_workers_ = InitialWorkers();
+  const int workers = initial_workers_ =
+      rescaler_.Start(/*fallback=*/AffinityCpuCount());
 
   signal_watch_.assign(signals_.fd());
   notify_watch_.emplace(io_, notify_->fd());
@@ -153,18 +140,6 @@ std::vector<std::string> Agent::BaseEnvironment() const {
 
 // --- processes ------------------------------------------------------------
 
-void Agent::OnSpawned(const SpawnRequest& request, pid_t pid,
-                      const WorkerPipes& pipes) {
-  StartReader(pipes.stdout_fd,
-              {request.slot, request.generation, pid, "stdout"}, false);
-  StartReader(pipes.stderr_fd,
-              {request.slot, request.generation, pid, "stderr"}, false);
-  if (pipes.ipc_fd >= 0) {
-    StartReader(pipes.ipc_fd, {request.slot, request.generation, pid, "ipc"},
-                true);
-  }
-}
-
 void Agent::OnSignalFailed(const absl::Status& status) {
   logger_.Emit(
       Event{Level::kWarn, "signal_failed", std::string(status.message()), {}});
@@ -195,7 +170,7 @@ int Agent::Run() {
   supervisor_->Start();
   AfterEvent();
   if (!supervisor_->done()) io_.run();
-  DrainPipesSync();
+  output_.DrainSync();
   logger_.ReportDropped();
   return supervisor_->exit_code();
 }
@@ -221,7 +196,7 @@ void Agent::AfterEvent() {
 void Agent::Housekeeping() {
   logger_.ReportDropped();
   if (!supervisor_->shutting_down()) {
-    ReadSizing(/*apply=*/true);
+    rescaler_.Poll(*supervisor_);
     SampleUsage();
   }
   AfterEvent();
@@ -359,242 +334,26 @@ void Agent::Reject(pid_t pid, const std::string& reason) {
                    .With("reason", reason));
 }
 
-// --- worker output --------------------------------------------------------
+// --- IPC readiness and usage --------------------------------------------
 
-void Agent::StartReader(int fd, const LineSource& source, bool ipc) {
-  readers_.push_back(std::make_unique<PipeReader>(io_, fd, source, ipc));
-  PipeReader* reader = readers_.back().get();
-  reader->self = std::prev(readers_.end());
-  ReadPipe(reader);
-}
-
-void Agent::ReadPipe(PipeReader* r) {
-  r->stream.async_read_some(
-      boost::asio::buffer(r->chunk),
-      [this, r](boost::system::error_code ec, size_t n) {
-        if (ec) return FinishReader(r);  // EOF: every writer closed it
-        r->pending.append(r->chunk.data(), n);
-        size_t start = 0;
-        for (;;) {
-          size_t nl = r->pending.find('\n', start);
-          if (nl == std::string::npos) break;
-          std::string_view line(r->pending.data() + start, nl - start);
-          start = nl + 1;
-          if (r->ipc) {
-            OnIpcLine(r->source.pid, line);
-            continue;
-          }
-          while (line.size() > kMaxLine) {
-            OnWorkerLine(r->source, line.substr(0, kMaxLine), true);
-            line.remove_prefix(kMaxLine);
-          }
-          OnWorkerLine(r->source, line, false);
-        }
-        if (r->ipc && r->pending.size() - start > kMaxLine) {
-          r->pending.clear();  // not a JSON line we will ever use
-          start = 0;
-        }
-        r->pending.erase(0, start);
-        while (r->pending.size() > kMaxLine) {
-          OnWorkerLine(r->source,
-                       std::string_view(r->pending).substr(0, kMaxLine), true);
-          r->pending.erase(0, kMaxLine);
-        }
-        ReadPipe(r);
-      });
-}
-
-void Agent::FinishReader(PipeReader* r) {
-  if (!r->pending.empty() && !r->ipc) {
-    OnWorkerLine(r->source, r->pending, false);
-  }
-  readers_.erase(r->self);
-}
-
-void Agent::DrainPipesSync() {
-  // Every process is gone, so what is left in the pipes is all there is.
-  for (auto& r : readers_) {
-    if (r->ipc) continue;
-    ReadAvailable(r->stream.native_handle(), &r->pending);
-    size_t start = 0;
-    for (size_t nl; (nl = r->pending.find('\n', start)) != std::string::npos;
-         start = nl + 1) {
-      OnWorkerLine(r->source,
-                   std::string_view(r->pending).substr(start, nl - start),
-                   false);
-    }
-    if (start < r->pending.size()) {
-      OnWorkerLine(r->source, std::string_view(r->pending).substr(start),
-                   false);
-    }
-  }
-  readers_.clear();
-}
-
-// --- worker output, IPC readiness ----------------------------------------
-
-void Agent::OnWorkerLine(const LineSource& source, std::string_view text,
-                         bool cont) {
-  logger_.WorkerLine(source, text, cont);
-  LogRecord rec;
-  rec.seq = ++log_seq_;
-  rec.ts = TimestampNow();
-  rec.slot = source.slot;
-  rec.generation = source.generation;
-  rec.pid = source.pid;
-  rec.stream = source.stream;
-  rec.text = std::string(text);
-  rec.cont = cont;
-  for (auto& [id, fn] : std::map(log_observers_)) fn(rec);
-  log_history_.push_back(std::move(rec));
-  if (log_history_.size() > kLogHistory) log_history_.pop_front();
-}
-
-void Agent::OnIpcLine(pid_t pid, std::string_view line) {
-  // process.send('ready') arrives as the JSON string "ready". Node's own
-  // internal messages ({"cmd":"NODE_..."}) and anything else are ignored.
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
-    line.remove_suffix(1);
-  }
-  if (line != "\"ready\"") return;
+void Agent::OnIpcReady(pid_t pid) {
   NotifyMessage ready;
   ready.ready = true;
   supervisor_->OnNotify(pid, ready);
 }
 
-// --- sizing and usage -----------------------------------------------------
-
-int Agent::InitialWorkers() {
-  sizing_.auto_mode = !options_.workers.has_value();
-  ReadSizing(/*apply=*/false);
-  if (options_.workers) return *options_.workers;
-  return sizing_.decision ? sizing_.decision->workers : AffinityCpuCount();
-}
-
-void Agent::ReadSizing(bool apply) {
-  absl::StatusOr<SizingInputs> inputs = cgroups_.Read();
-  if (!inputs.ok()) {
-    if (!apply) {
-      logger_.Emit(Event{
-          Level::kWarn,
-          "sizing_failed",
-          absl::StrCat("cannot read the CPU limits (",
-                       inputs.status().message(), "); using the affinity mask"),
-          {}});
-    }
-    return;
-  }
-  const bool changed = !sizing_.inputs || !(*sizing_.inputs == *inputs);
-  sizing_.inputs = *inputs;
-  WorkerCount decision = DecideWorkers(*inputs, options_.sizing);
-  const int workers = supervisor_ ? supervisor_->target_workers()
-                                  : options_.workers.value_or(decision.workers);
-  sizing_.memory = DecideMemoryBudget(*inputs, std::max(workers, 1),
-                                      options_.max_worker_memory);
-  sizing_.decision = decision;
-  if (!apply) {
-    logger_.Emit(Event{Level::kInfo, "sizing", decision.explanation, {}}
-                     .With("workers", int64_t{decision.workers})
-                     .With("auto", sizing_.auto_mode)
-                     .With("rule", std::string(SizingRuleName(decision.rule))));
-    if (sizing_.memory->per_worker_bytes) {
-      logger_.Emit(Event{
-          Level::kInfo,
-          "memory_budget",
-          sizing_.memory->explanation,
-          {}}.With("bytes", *sizing_.memory->per_worker_bytes));
-    }
-    return;
-  }
-  if (!sizing_.auto_mode || supervisor_->draining()) {
-    pending_workers_.reset();
-    return;
-  }
-  if (decision.workers == supervisor_->target_workers()) {
-    pending_workers_.reset();
-    return;
-  }
-  // A new count must hold for two reads before it is applied, so a limit
-  // written in two steps does not make workers flap.
-  if (pending_workers_ != decision.workers) {
-    pending_workers_ = decision.workers;
-    return;
-  }
-  pending_workers_.reset();
-  (void)changed;
-  logger_.Emit(Event{
-      Level::kInfo,
-      "rescale",
-      absl::StrFormat("CPU limit changed: %s", decision.explanation),
-      {}}.With("from", int64_t{supervisor_->target_workers()})
-                   .With("to", int64_t{decision.workers}));
-  if (absl::Status s = supervisor_->Scale(decision.workers); !s.ok()) {
-    logger_.Emit(
-        Event{Level::kWarn, "rescale_refused", std::string(s.message()), {}});
-  }
-}
-
 void Agent::SampleUsage() {
-  const TimePoint now = clock_.Now();
-  std::map<pid_t, UsageSample> next;
-  // 0 = no bound.
-  const int64_t bound = sizing_.memory && sizing_.memory->per_worker_bytes
-                            ? *sizing_.memory->per_worker_bytes
-                            : 0;
+  std::vector<UsageReading> readings;
   for (const WorkerView& w : supervisor_->Workers()) {
     if (w.pid == 0) continue;
-    std::optional<ProcessUsage> read = ReadProcessUsage(w.pid);
-    if (!read) continue;
-    UsageSample sample;
-    sample.at = now;
-    sample.usage.cpu_seconds = read->cpu_seconds;
-    sample.usage.rss_bytes = read->rss_bytes;
-    if (auto it = usage_.find(w.pid); it != usage_.end()) {
-      const double secs =
-          std::chrono::duration<double>(now - it->second.at).count();
-      if (secs > 0) {
-        sample.usage.cpu_percent =
-            100.0 * (sample.usage.cpu_seconds - it->second.usage.cpu_seconds) /
-            secs;
-      }
-      sample.over_memory = it->second.over_memory;
+    if (std::optional<ProcessUsage> u = ReadProcessUsage(w.pid)) {
+      readings.push_back({w.pid, u->cpu_seconds, u->rss_bytes});
     }
-    if (bound > 0 && w.state == WorkerState::kReady &&
-        sample.usage.rss_bytes > bound) {
-      if (++sample.over_memory >= kMemorySamples) {
-        Event e{
-            Level::kWarn,
-            "memory_replace",
-            absl::StrFormat("worker %d (pid %d) RSS %s is over "
-                            "--max-worker-memory %s: replacing it",
-                            w.slot, w.pid, FormatSize(sample.usage.rss_bytes),
-                            FormatSize(bound)),
-            {}};
-        e.With("worker", int64_t{w.slot})
-            .With("pid", int64_t{w.pid})
-            .With("rss_bytes", sample.usage.rss_bytes)
-            .With("bound_bytes", bound);
-        // Logged before the replacement's own events; a refusal (another
-        // roll in progress) is retried next second and reported once.
-        if (sample.over_memory == kMemorySamples) logger_.Emit(e);
-        absl::Status s = supervisor_->Replace(w.slot, "memory");
-        if (s.ok()) {
-          ++memory_replacements_;
-          sample.over_memory = 0;
-        } else if (sample.over_memory == kMemorySamples) {
-          logger_.Emit(Event{
-              Level::kWarn,
-              "memory_replace_refused",
-              absl::StrFormat("worker %d: %s; will retry", w.slot, s.message()),
-              {}}.With("worker", int64_t{w.slot}));
-        }
-      }
-    } else {
-      sample.over_memory = 0;
-    }
-    next[w.pid] = sample;
   }
-  usage_ = std::move(next);
+  const std::optional<MemoryBudget>& budget = rescaler_.state().memory;
+  memory_.Sample(clock_.Now(), readings,
+                 budget ? budget->per_worker_bytes : std::nullopt,
+                 *supervisor_);
 }
 
 // --- AgentControl ---------------------------------------------------------
@@ -611,42 +370,16 @@ AgentCounters Agent::counters() const {
   c.orphans_reaped = orphans_reaped_;
   c.notify_rejected = notify_rejected_;
   c.log_lines_dropped = logger_.dropped_total();
-  c.memory_replacements = memory_replacements_;
+  c.memory_replacements = memory_.replacements();
   return c;
 }
 
 std::optional<WorkerUsage> Agent::Usage(pid_t pid) const {
-  auto it = usage_.find(pid);
-  if (it == usage_.end()) return std::nullopt;
-  return it->second.usage;
+  return memory_.Usage(pid);
 }
 
 absl::Status Agent::ScaleTo(std::optional<int> workers) {
-  if (!workers) {
-    if (!sizing_.decision) {
-      return absl::FailedPreconditionError(
-          "the CPU limit could not be read; scale to a number instead");
-    }
-    if (absl::Status s = supervisor_->Scale(sizing_.decision->workers);
-        !s.ok()) {
-      return s;
-    }
-    sizing_.auto_mode = true;
-    pending_workers_.reset();
-    return absl::OkStatus();
-  }
-  const int max = options_.sizing.max_workers;
-  if (max > 0 && *workers > max) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "cannot scale to %d workers: --max-workers is %d", *workers, max));
-  }
-  if (*workers > 4096) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "cannot scale to %d workers: the limit is 4096", *workers));
-  }
-  if (absl::Status s = supervisor_->Scale(*workers); !s.ok()) return s;
-  sizing_.auto_mode = false;
-  return absl::OkStatus();
+  return rescaler_.ScaleTo(*supervisor_, workers);
 }
 
 absl::Status Agent::RestartWorker(int slot) {
@@ -659,13 +392,7 @@ absl::Status Agent::SignalWorkerGroup(pid_t pgid, int sig) {
 
 std::vector<LogRecord> Agent::TailLogs(std::optional<int> slot,
                                        size_t max_lines) const {
-  std::vector<LogRecord> out;
-  for (auto it = log_history_.rbegin();
-       it != log_history_.rend() && out.size() < max_lines; ++it) {
-    if (!slot || it->slot == *slot) out.push_back(*it);
-  }
-  std::reverse(out.begin(), out.end());
-  return out;
+  return output_.Tail(slot, max_lines);
 }
 
 int Agent::AddEventObserver(std::function<void(const Event&)> fn) {
@@ -674,13 +401,13 @@ int Agent::AddEventObserver(std::function<void(const Event&)> fn) {
 }
 
 int Agent::AddLogObserver(std::function<void(const LogRecord&)> fn) {
-  log_observers_[next_observer_] = std::move(fn);
+  output_.AddObserver(next_observer_, std::move(fn));
   return next_observer_++;
 }
 
 void Agent::RemoveObserver(int id) {
   event_observers_.erase(id);
-  log_observers_.erase(id);
+  output_.RemoveObserver(id);
 }
 
 bool Agent::stopping() const { return supervisor_->shutting_down(); }

@@ -17,6 +17,7 @@
 #include "agent/core/log_record.h"
 #include "agent/options.h"
 #include "agent/supervisor/event.h"
+#include "agent/supervisor/memory_guard.h"
 #include "agent/supervisor/sizing.h"
 #include "agent/supervisor/supervisor.h"
 
@@ -28,13 +29,6 @@ struct AgentCounters {
   uint64_t notify_rejected = 0;
   uint64_t log_lines_dropped = 0;
   uint64_t memory_replacements = 0;
-};
-
-// CPU and memory of one worker process (its own, not its children's).
-struct WorkerUsage {
-  double cpu_seconds = 0;  // user + system since start
-  double cpu_percent = 0;  // over the last sampling second
-  int64_t rss_bytes = 0;
 };
 
 class AgentControl {
