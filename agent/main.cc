@@ -43,8 +43,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   Logger control_log(log_format, &writer);
-  absl::StatusOr<std::unique_ptr<ControlPlane>> control =
-      ControlPlane::Start(agent->get(), &control_log);
+  absl::StatusOr<std::unique_ptr<ControlPlane>> control = ControlPlane::Start(
+      (*agent)->control(), (*agent)->options(), &control_log);
   if (!control.ok()) {
     const std::string why(control.status().message());
     std::fprintf(stderr, "corral-agent: %s\n", why.c_str());

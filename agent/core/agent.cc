@@ -52,11 +52,12 @@ Agent::Agent(Options options, SignalFd signals, LogWriter* writer,
                 options_.workers, &logger_),
       memory_(&logger_) {
   logger_.AddObserver([this](const Event& e) {
-    for (auto& [id, fn] : std::map(event_observers_)) fn(e);
+    if (control_) control_->OnEvent(e);
   });
 }
 
 Agent::~Agent() {
+  control_.reset();  // before the supervisor it observes
   // The descriptors below are owned elsewhere: release, don't close.
   signal_watch_.release();
   if (notify_watch_) notify_watch_->release();
@@ -110,6 +111,25 @@ absl::Status Agent::Open() {
   supervisor_ = std::make_unique<Supervisor>(
       MakeConfig(options_, workers), &clock_, processes_.get(), &logger_,
       [rng] { return std::uniform_real_distribution<double>(0, 1)(*rng); });
+  LoopControl::Parts parts;
+  parts.options = &options_;
+  parts.clock = &clock_;
+  parts.supervisor = supervisor_.get();
+  parts.rescaler = &rescaler_;
+  parts.memory = &memory_;
+  parts.output = &output_;
+  parts.logger = &logger_;
+  parts.counters = &counters_;
+  parts.post = [this](std::function<void()> fn) {
+    boost::asio::post(io_, [this, fn = std::move(fn)] {
+      fn();
+      AfterEvent();
+    });
+  };
+  parts.signal_group = [this](pid_t pgid, int sig) {
+    return processes_->SignalGroupChecked(pgid, sig);
+  };
+  control_ = std::make_unique<LoopControl>(std::move(parts));
   return absl::OkStatus();
 }
 
@@ -224,7 +244,7 @@ void Agent::ReapChildren() {
   const std::vector<Reaped> reaped = ReapAll();
   for (const Reaped& r : reaped) {
     if (supervisor_->IsWorker(r.pid)) continue;
-    ++orphans_reaped_;
+    ++counters_.orphans_reaped;
     Event e{Level::kInfo,
             "orphan_reaped",
             absl::StrFormat("reaped adopted process %d (%s)", r.pid,
@@ -325,7 +345,7 @@ std::optional<pid_t> Agent::AttributeToWorker(pid_t sender) const {
 }
 
 void Agent::Reject(pid_t pid, const std::string& reason) {
-  ++notify_rejected_;
+  ++counters_.notify_rejected;
   logger_.Emit(Event{
       Level::kWarn,
       "notify_rejected",
@@ -355,61 +375,5 @@ void Agent::SampleUsage() {
                  budget ? budget->per_worker_bytes : std::nullopt,
                  *supervisor_);
 }
-
-// --- AgentControl ---------------------------------------------------------
-
-void Agent::Post(std::function<void()> fn) {
-  boost::asio::post(io_, [this, fn = std::move(fn)] {
-    fn();
-    AfterEvent();
-  });
-}
-
-AgentCounters Agent::counters() const {
-  AgentCounters c;
-  c.orphans_reaped = orphans_reaped_;
-  c.notify_rejected = notify_rejected_;
-  c.log_lines_dropped = logger_.dropped_total();
-  c.memory_replacements = memory_.replacements();
-  return c;
-}
-
-std::optional<WorkerUsage> Agent::Usage(pid_t pid) const {
-  return memory_.Usage(pid);
-}
-
-absl::Status Agent::ScaleTo(std::optional<int> workers) {
-  return rescaler_.ScaleTo(*supervisor_, workers);
-}
-
-absl::Status Agent::RestartWorker(int slot) {
-  return supervisor_->Replace(slot, "restart");
-}
-
-absl::Status Agent::SignalWorkerGroup(pid_t pgid, int sig) {
-  return processes_->SignalGroupChecked(pgid, sig);
-}
-
-std::vector<LogRecord> Agent::TailLogs(std::optional<int> slot,
-                                       size_t max_lines) const {
-  return output_.Tail(slot, max_lines);
-}
-
-int Agent::AddEventObserver(std::function<void(const Event&)> fn) {
-  event_observers_[next_observer_] = std::move(fn);
-  return next_observer_++;
-}
-
-int Agent::AddLogObserver(std::function<void(const LogRecord&)> fn) {
-  output_.AddObserver(next_observer_, std::move(fn));
-  return next_observer_++;
-}
-
-void Agent::RemoveObserver(int id) {
-  event_observers_.erase(id);
-  output_.RemoveObserver(id);
-}
-
-bool Agent::stopping() const { return supervisor_->shutting_down(); }
 
 }  // namespace corral::agent

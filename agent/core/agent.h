@@ -7,6 +7,7 @@
 //   WorkerOutput              pipes -> lines -> log, history, observers
 //   CpuRescaler               sizing reads and the auto-rescale policy
 //   MemoryGuard               usage samples and the memory-replacement policy
+//   LoopControl               the control plane's door (AgentControl)
 //
 // Everything here runs on the thread that calls Run(); other threads may
 // only post() work to the loop.
@@ -17,7 +18,6 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "agent/core/control.h"
 #include "agent/core/logger.h"
+#include "agent/core/loop_control.h"
 #include "agent/core/worker_output.h"
 #include "agent/options.h"
 #include "agent/os/listen_socket.h"
@@ -40,7 +41,7 @@
 
 namespace corral::agent {
 
-class Agent : public AgentControl {
+class Agent {
  public:
   // Opens listeners and the notify socket and resolves the command. Errors
   // are startup failures to report and exit 1 on. `writer` and `cgroups`
@@ -51,27 +52,14 @@ class Agent : public AgentControl {
                                                        CgroupReader* cgroups);
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
-  ~Agent() override;
+  ~Agent();
 
   // Runs until the supervisor is done; returns the process exit status.
   int Run();
 
-  // AgentControl (see control.h for threads).
-  void Post(std::function<void()> fn) override;
-  Supervisor& supervisor() override { return *supervisor_; }
-  const Options& options() const override { return options_; }
-  AgentCounters counters() const override;
-  std::optional<WorkerUsage> Usage(pid_t pid) const override;
-  const SizingState& sizing() const override { return rescaler_.state(); }
-  absl::Status ScaleTo(std::optional<int> workers) override;
-  absl::Status RestartWorker(int slot) override;
-  absl::Status SignalWorkerGroup(pid_t pgid, int sig) override;
-  std::vector<LogRecord> TailLogs(std::optional<int> slot,
-                                  size_t max_lines) const override;
-  int AddEventObserver(std::function<void(const Event&)> fn) override;
-  int AddLogObserver(std::function<void(const LogRecord&)> fn) override;
-  void RemoveObserver(int id) override;
-  bool stopping() const override;
+  // The control plane's door into the agent (see control.h for threads).
+  AgentControl* control() { return control_.get(); }
+  const Options& options() const { return options_; }
 
  private:
   Agent(Options options, SignalFd signals, LogWriter* writer,
@@ -115,14 +103,12 @@ class Agent : public AgentControl {
   std::unique_ptr<PosixProcessControl> processes_;
   std::unique_ptr<Supervisor> supervisor_;
 
-  uint64_t orphans_reaped_ = 0;
-  uint64_t notify_rejected_ = 0;
+  std::unique_ptr<LoopControl> control_;
+
+  AgentCounters counters_;  // orphans reaped, notify rejected
   // Workers reaped lately: their last datagrams may still be queued.
   std::deque<pid_t> recently_exited_;
   int initial_workers_ = 1;
-
-  int next_observer_ = 1;
-  std::map<int, std::function<void(const Event&)>> event_observers_;
 };
 
 }  // namespace corral::agent

@@ -5,9 +5,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <functional>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "agent/http/metrics.h"
 #include "agent/os/fd.h"
 #include "agent/os/sockets.h"
@@ -28,12 +29,16 @@ struct Reply {
   const char* content_type = kText;
 };
 
-std::string ReadyText(const Supervisor& s, int min_ready) {
-  if (s.shutting_down()) return "not ready: the agent is shutting down\n";
-  if (s.draining()) return "not ready: drained (corralctl resume)\n";
+std::string ReadyText(const AgentStatus& s) {
+  if (s.mode == AgentMode::kStopping) {
+    return "not ready: the agent is shutting down\n";
+  }
+  if (s.mode == AgentMode::kDraining) {
+    return "not ready: drained (corralctl resume)\n";
+  }
   return absl::StrFormat("%s: %d of %d workers READY (need %d)\n",
-                         s.Ready(min_ready) ? "ready" : "not ready",
-                         s.ReadyCount(), s.target_workers(), min_ready);
+                         s.ready ? "ready" : "not ready", s.ready_workers,
+                         s.target_workers, s.min_ready);
 }
 
 }  // namespace
@@ -41,18 +46,19 @@ std::string ReadyText(const Supervisor& s, int min_ready) {
 class HttpServer::Gate {
  public:
   explicit Gate(boost::asio::io_context* io) : io_(io) {}
+  // Any thread.
   void Post(std::function<void()> fn) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (io_ != nullptr) boost::asio::post(*io_, std::move(fn));
   }
   void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     io_ = nullptr;
   }
 
  private:
-  std::mutex mu_;
-  boost::asio::io_context* io_;
+  absl::Mutex mu_;
+  boost::asio::io_context* io_ ABSL_GUARDED_BY(mu_);  // null once closed
 };
 
 // One connection: read a request, ask the loop, write the answer; again
@@ -131,11 +137,10 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
       if (ask == Ask::kLive) {
         return deliver([] { return Reply{http::status::ok, "ok\n"}; });
       }
+      const AgentStatus status = agent->Status();
       if (ask == Ask::kReady) {
-        const Supervisor& s = agent->supervisor();
-        const int min_ready = agent->options().min_ready;
-        const bool ready = s.Ready(min_ready);
-        std::string text = ReadyText(s, min_ready);
+        const bool ready = status.ready;
+        std::string text = ReadyText(status);
         return deliver([ready, text] {
           return Reply{
               ready ? http::status::ok : http::status::service_unavailable,
@@ -143,7 +148,7 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
         });
       }
       // Snapshot on the loop, render on the io thread.
-      MetricsSnapshot snapshot = TakeMetricsSnapshot(*agent);
+      MetricsSnapshot snapshot = TakeMetricsSnapshot(status);
       deliver([snapshot] {
         return Reply{http::status::ok, RenderPrometheus(snapshot), kPrometheus};
       });

@@ -88,11 +88,11 @@ std::string HostPort(const std::string& host, int port) {
 
 class ControlPlane::Parts {
  public:
-  Parts(AgentControl* agent, EventSink* log)
+  Parts(AgentControl* agent, const Options& options, EventSink* log)
       : agent_(agent),
         log_(log),
-        options_(agent->options()),
-        agent_service_(agent, &pending_, std::chrono::steady_clock::now()),
+        options_(options),
+        agent_service_(agent, &pending_, agent->clock().Now()),
         health_service_(&health_, &pending_),
         deny_service_(absl::StrFormat(
             "the control socket only answers root and uid %d (the agent's "
@@ -303,8 +303,8 @@ void ControlPlane::Parts::Stop() {
 // -------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(
-    AgentControl* agent, EventSink* log) {
-  auto parts = std::make_unique<Parts>(agent, log);
+    AgentControl* agent, const Options& options, EventSink* log) {
+  auto parts = std::make_unique<Parts>(agent, options, log);
   if (absl::Status s = parts->Open(); !s.ok()) {
     parts->Stop();
     return s;
