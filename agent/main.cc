@@ -7,6 +7,7 @@
 
 #include "agent/core/agent.h"
 #include "agent/options.h"
+#include "agent/os/cgroup_reader.h"
 #include "agent/os/log_writer.h"
 #include "agent/os/signals.h"
 #include "agent/rpc/control_plane.h"
@@ -29,8 +30,9 @@ int main(int argc, char** argv) {
   }
   LogWriter writer(/*fd=*/1, /*max_pending_bytes=*/4 << 20);
   const LogFormat log_format = parsed.options->log_format;
-  absl::StatusOr<std::unique_ptr<Agent>> agent =
-      Agent::Create(std::move(*parsed.options), std::move(*signals), &writer);
+  ProcCgroupReader cgroups(/*root=*/"");
+  absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Create(
+      std::move(*parsed.options), std::move(*signals), &writer, &cgroups);
   if (!agent.ok()) {
     const std::string why(agent.status().message());
     std::fprintf(stderr, "corral-agent: %s\n", why.c_str());
@@ -41,8 +43,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   Logger control_log(log_format, &writer);
-  absl::StatusOr<std::unique_ptr<ControlPlane>> control =
-      ControlPlane::Start(agent->get(), &control_log);
+  absl::StatusOr<std::unique_ptr<ControlPlane>> control = ControlPlane::Start(
+      (*agent)->control(), (*agent)->options(), &control_log);
   if (!control.ok()) {
     const std::string why(control.status().message());
     std::fprintf(stderr, "corral-agent: %s\n", why.c_str());

@@ -1,34 +1,21 @@
 #include "agent/core/agent.h"
 
-#include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <boost/asio/post.hpp>
-#include <cerrno>
-#include <cstdlib>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "agent/os/errors.h"
 #include "agent/os/procfs.h"
 #include "agent/os/reaper.h"
-#include "agent/os/spawner.h"
-#include "agent/supervisor/size_parse.h"
-
-extern char** environ;
+#include "agent/os/self.h"
 
 namespace corral::agent {
 namespace {
 
-// Worker output lines longer than this are split into pieces.
-constexpr size_t kMaxLine = 16 * 1024;
 // Variables the agent sets for each worker; inherited copies are removed.
 constexpr std::string_view kOwnVariables[] = {
     "LISTEN_FDS=",       "LISTEN_PID=",
@@ -36,10 +23,6 @@ constexpr std::string_view kOwnVariables[] = {
     "WATCHDOG_USEC=",    "WATCHDOG_PID=",
     "CORRAL_WORKER_ID=", "CORRAL_WORKER_GENERATION=",
     "NODE_CHANNEL_FD=",  "NODE_CHANNEL_SERIALIZATION_MODE="};
-// Worker lines kept for `corralctl logs`.
-constexpr size_t kLogHistory = 5000;
-// RSS samples above --max-worker-memory before the worker is replaced.
-constexpr int kMemorySamples = 2;
 
 SupervisorConfig MakeConfig(const Options& o, int workers) {
   SupervisorConfig c;
@@ -55,68 +38,44 @@ SupervisorConfig MakeConfig(const Options& o, int workers) {
 
 }  // namespace
 
-int AffinityCpuCount() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
-  return std::max(1, CPU_COUNT(&set));
-}
-
-struct Agent::PipeReader {
-  PipeReader(boost::asio::io_context& io, int fd, LineSource src, bool is_ipc)
-      : pipe(io, fd), source(src), ipc(is_ipc) {}
-  boost::asio::posix::stream_descriptor pipe;
-  LineSource source;
-  bool ipc;  // Node's IPC channel: JSON lines, not output
-  std::array<char, 64 * 1024> chunk;
-  std::string pending;  // a line not yet ended
-  std::list<std::unique_ptr<PipeReader>>::iterator self;
-};
-
-Agent::Agent(Options options, SignalFd signals, LogWriter* writer)
+Agent::Agent(Options options, SignalFd signals, LogWriter* writer,
+             CgroupReader* cgroups)
     : options_(std::move(options)),
       writer_(writer),
       signals_(std::move(signals)),
       signal_watch_(io_),
       deadline_timer_(io_),
       housekeeping_timer_(io_),
-      logger_(options_.log_format, writer) {
+      logger_(options_.log_format, writer),
+      output_(&io_, &logger_, [this](pid_t pid) { OnIpcReady(pid); }),
+      rescaler_(cgroups, options_.sizing, options_.max_worker_memory,
+                options_.workers, &logger_),
+      memory_(&logger_) {
   logger_.AddObserver([this](const Event& e) {
-    for (auto& [id, fn] : std::map(event_observers_)) fn(e);
+    if (control_) control_->OnEvent(e);
   });
 }
 
 Agent::~Agent() {
+  control_.reset();  // before the supervisor it observes
   // The descriptors below are owned elsewhere: release, don't close.
   signal_watch_.release();
   if (notify_watch_) notify_watch_->release();
-  for (const OpenListener& l : listeners_) close(l.fd);
-  for (const ListenSpec& spec : options_.listen) {
-    if (spec.is_unix) unlink(spec.path.c_str());
-  }
-  if (dev_null_ >= 0) close(dev_null_);
+  for (const OpenListener& l : listeners_) CloseListenSocket(l);
 }
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(Options options,
                                                      SignalFd signals,
-                                                     LogWriter* writer) {
+                                                     LogWriter* writer,
+                                                     CgroupReader* cgroups) {
   std::unique_ptr<Agent> agent(
-      new Agent(std::move(options), std::move(signals), writer));
+      new Agent(std::move(options), std::move(signals), writer, cgroups));
   if (absl::Status s = agent->Open(); !s.ok()) return s;
   return agent;
 }
 
 absl::Status Agent::Open() {
   if (absl::Status s = BecomeSubreaperUnlessInit(); !s.ok()) return s;
-  const char* path_env = getenv("PATH");
-  absl::StatusOr<std::string> exe =
-      FindExecutable(options_.command[0], path_env ? path_env : "");
-  if (!exe.ok()) {
-    return absl::Status(exe.status().code(),
-                        absl::StrCat("cannot run the worker command: ",
-                                     exe.status().message()));
-  }
-  executable_ = *exe;
   std::vector<std::string> names;
   for (const ListenSpec& spec : options_.listen) {
     absl::StatusOr<OpenListener> l = OpenListenSocket(spec);
@@ -128,30 +87,60 @@ absl::Status Agent::Open() {
   absl::StatusOr<NotifySocket> notify = NotifySocket::Create(kMaxNotifyMessage);
   if (!notify.ok()) return notify.status();
   notify_.emplace(std::move(*notify));
-  dev_null_ = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (dev_null_ < 0) return ErrnoStatus(errno, "open /dev/null");
-  base_env_ = BaseEnvironment();
-  const int workers = initial_workers_ = InitialWorkers();
+  WorkerCommand command;
+  command.argv = options_.command;
+  command.env = BaseEnvironment();
+  for (const OpenListener& l : listeners_) command.inherit_fds.push_back(l.fd);
+  command.node_ipc = options_.ready == ReadyMode::kIpc;
+  absl::StatusOr<std::unique_ptr<PosixProcessControl>> processes =
+      PosixProcessControl::Create(
+          std::move(command),
+          [this](const SpawnRequest& r, pid_t pid, const WorkerPipes& p) {
+            output_.Watch(r, pid, p);
+          },
+          [this](const absl::Status& s) { OnSignalFailed(s); });
+  if (!processes.ok()) return processes.status();
+  processes_ = std::move(*processes);
+  const int workers = initial_workers_ =
+      rescaler_.Start(/*fallback=*/AffinityCpuCount());
 
   signal_watch_.assign(signals_.fd());
   notify_watch_.emplace(io_, notify_->fd());
   std::random_device seed;
   auto rng = std::make_shared<std::mt19937_64>(seed());
   supervisor_ = std::make_unique<Supervisor>(
-      MakeConfig(options_, workers), &clock_, this, &logger_,
+      MakeConfig(options_, workers), &clock_, processes_.get(), &logger_,
       [rng] { return std::uniform_real_distribution<double>(0, 1)(*rng); });
+  LoopControl::Parts parts;
+  parts.options = &options_;
+  parts.clock = &clock_;
+  parts.supervisor = supervisor_.get();
+  parts.rescaler = &rescaler_;
+  parts.memory = &memory_;
+  parts.output = &output_;
+  parts.logger = &logger_;
+  parts.counters = &counters_;
+  parts.post = [this](std::function<void()> fn) {
+    boost::asio::post(io_, [this, fn = std::move(fn)] {
+      fn();
+      AfterEvent();
+    });
+  };
+  parts.signal_group = [this](pid_t pgid, int sig) {
+    return processes_->SignalGroupChecked(pgid, sig);
+  };
+  control_ = std::make_unique<LoopControl>(std::move(parts));
   return absl::OkStatus();
 }
 
 std::vector<std::string> Agent::BaseEnvironment() const {
   std::vector<std::string> env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string_view entry(*e);
+  for (std::string& entry : InheritedEnvironment()) {
     bool own = false;
     for (std::string_view prefix : kOwnVariables) {
       own = own || entry.starts_with(prefix);
     }
-    if (!own) env.emplace_back(entry);
+    if (!own) env.push_back(std::move(entry));
   }
   env.push_back(absl::StrCat("NOTIFY_SOCKET=", notify_->address()));
   if (!listeners_.empty()) {
@@ -169,87 +158,12 @@ std::vector<std::string> Agent::BaseEnvironment() const {
   return env;
 }
 
-// --- ProcessControl -------------------------------------------------------
+// --- processes ------------------------------------------------------------
 
-absl::StatusOr<pid_t> Agent::Spawn(const SpawnRequest& request) {
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
-  if (pipe2(err, O_CLOEXEC) != 0) {
-    int e = errno;
-    close(out[0]);
-    close(out[1]);
-    return ErrnoStatus(e, "pipe2");
-  }
-  SpawnPlan plan;
-  plan.path = executable_;
-  plan.argv = options_.command;
-  plan.env = base_env_;
-  plan.env.push_back(absl::StrCat("CORRAL_WORKER_ID=", request.slot));
-  plan.env.push_back(
-      absl::StrCat("CORRAL_WORKER_GENERATION=", request.generation));
-  plan.stdin_fd = dev_null_;
-  plan.stdout_fd = out[1];
-  plan.stderr_fd = err[1];
-  for (const OpenListener& l : listeners_) plan.inherit_fds.push_back(l.fd);
-  int ipc[2] = {-1, -1};
-  if (options_.ready == ReadyMode::kIpc) {
-    // Node's IPC channel: the child's end is the next inherited fd.
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ipc) != 0) {
-      int e = errno;
-      for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
-      return ErrnoStatus(e, "socketpair");
-    }
-    plan.env.push_back(
-        absl::StrCat("NODE_CHANNEL_FD=", 3 + plan.inherit_fds.size()));
-    plan.env.push_back("NODE_CHANNEL_SERIALIZATION_MODE=json");
-    plan.inherit_fds.push_back(ipc[1]);
-  }
-  // When the agent is not PID 1 and dies, its workers must not linger.
-  plan.parent_death_signal = getpid() == 1 ? 0 : SIGTERM;
-  absl::StatusOr<pid_t> pid = corral::agent::Spawn(plan);
-  close(out[1]);
-  close(err[1]);
-  if (ipc[1] >= 0) close(ipc[1]);
-  if (!pid.ok()) {
-    close(out[0]);
-    close(err[0]);
-    if (ipc[0] >= 0) close(ipc[0]);
-    return pid;
-  }
-  const LineSource source{request.slot, request.generation, *pid, "stdout"};
-  StartReader(out[0], source, false);
-  StartReader(err[0], {request.slot, request.generation, *pid, "stderr"},
-              false);
-  if (ipc[0] >= 0)
-    StartReader(ipc[0], {request.slot, request.generation, *pid, "ipc"}, true);
-  return pid;
+void Agent::OnSignalFailed(const absl::Status& status) {
+  logger_.Emit(
+      Event{Level::kWarn, "signal_failed", std::string(status.message()), {}});
 }
-
-void Agent::SignalGroup(pid_t pgid, int sig) {
-  if (pgid > 1) kill(-pgid, sig);  // ESRCH: the group is gone already
-}
-
-void Agent::SignalProcess(pid_t pid, int sig) {
-  if (pid > 1) kill(pid, sig);
-}
-
-int Agent::SignalStrays(int sig, const std::vector<pid_t>& worker_groups) {
-  // Only trust /proc when it shows our own pid namespace: a host /proc seen
-  // from inside a namespace would name processes that are not ours.
-  if (!ProcMatchesNamespace()) return 0;
-  int count = 0;
-  for (const ProcStat& p : Descendants(getpid())) {
-    if (p.state == 'Z') continue;
-    if (std::find(worker_groups.begin(), worker_groups.end(), p.pgid) !=
-        worker_groups.end()) {
-      continue;
-    }
-    if (kill(p.pid, sig) == 0) ++count;
-  }
-  return count;
-}
-
-bool Agent::HasChildren() { return corral::agent::HasChildren(); }
 
 // --- the loop -------------------------------------------------------------
 
@@ -261,12 +175,12 @@ int Agent::Run() {
       Level::kInfo,
       "agent_started",
       absl::StrFormat("corral-agent pid %d%s: %d worker(s) of '%s'%s%s",
-                      getpid(), getpid() == 1 ? " (PID 1)" : "", workers,
+                      SelfPid(), SelfPid() == 1 ? " (PID 1)" : "", workers,
                       absl::StrJoin(options_.command, " "),
                       addresses.empty() ? "" : " on ",
                       absl::StrJoin(addresses, ", ")),
-      {}}.With("pid", int64_t{getpid()})
-                   .With("pid1", getpid() == 1)
+      {}}.With("pid", int64_t{SelfPid()})
+                   .With("pid1", SelfPid() == 1)
                    .With("workers", int64_t{workers})
                    .With("listen", absl::StrJoin(addresses, ","))
                    .With("command", absl::StrJoin(options_.command, " ")));
@@ -276,7 +190,7 @@ int Agent::Run() {
   supervisor_->Start();
   AfterEvent();
   if (!supervisor_->done()) io_.run();
-  DrainPipesSync();
+  output_.DrainSync();
   logger_.ReportDropped();
   return supervisor_->exit_code();
 }
@@ -302,7 +216,7 @@ void Agent::AfterEvent() {
 void Agent::Housekeeping() {
   logger_.ReportDropped();
   if (!supervisor_->shutting_down()) {
-    ReadSizing(/*apply=*/true);
+    rescaler_.Poll(*supervisor_);
     SampleUsage();
   }
   AfterEvent();
@@ -330,7 +244,7 @@ void Agent::ReapChildren() {
   const std::vector<Reaped> reaped = ReapAll();
   for (const Reaped& r : reaped) {
     if (supervisor_->IsWorker(r.pid)) continue;
-    ++orphans_reaped_;
+    ++counters_.orphans_reaped;
     Event e{Level::kInfo,
             "orphan_reaped",
             absl::StrFormat("reaped adopted process %d (%s)", r.pid,
@@ -431,7 +345,7 @@ std::optional<pid_t> Agent::AttributeToWorker(pid_t sender) const {
 }
 
 void Agent::Reject(pid_t pid, const std::string& reason) {
-  ++notify_rejected_;
+  ++counters_.notify_rejected;
   logger_.Emit(Event{
       Level::kWarn,
       "notify_rejected",
@@ -440,335 +354,26 @@ void Agent::Reject(pid_t pid, const std::string& reason) {
                    .With("reason", reason));
 }
 
-// --- worker output --------------------------------------------------------
+// --- IPC readiness and usage --------------------------------------------
 
-void Agent::StartReader(int fd, const LineSource& source, bool ipc) {
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  readers_.push_back(std::make_unique<PipeReader>(io_, fd, source, ipc));
-  PipeReader* reader = readers_.back().get();
-  reader->self = std::prev(readers_.end());
-  ReadPipe(reader);
-}
-
-void Agent::ReadPipe(PipeReader* r) {
-  r->pipe.async_read_some(
-      boost::asio::buffer(r->chunk),
-      [this, r](boost::system::error_code ec, size_t n) {
-        if (ec) return FinishReader(r);  // EOF: every writer closed it
-        r->pending.append(r->chunk.data(), n);
-        size_t start = 0;
-        for (;;) {
-          size_t nl = r->pending.find('\n', start);
-          if (nl == std::string::npos) break;
-          std::string_view line(r->pending.data() + start, nl - start);
-          start = nl + 1;
-          if (r->ipc) {
-            OnIpcLine(r->source.pid, line);
-            continue;
-          }
-          while (line.size() > kMaxLine) {
-            OnWorkerLine(r->source, line.substr(0, kMaxLine), true);
-            line.remove_prefix(kMaxLine);
-          }
-          OnWorkerLine(r->source, line, false);
-        }
-        if (r->ipc && r->pending.size() - start > kMaxLine) {
-          r->pending.clear();  // not a JSON line we will ever use
-          start = 0;
-        }
-        r->pending.erase(0, start);
-        while (r->pending.size() > kMaxLine) {
-          OnWorkerLine(r->source,
-                       std::string_view(r->pending).substr(0, kMaxLine), true);
-          r->pending.erase(0, kMaxLine);
-        }
-        ReadPipe(r);
-      });
-}
-
-void Agent::FinishReader(PipeReader* r) {
-  if (!r->pending.empty() && !r->ipc) {
-    OnWorkerLine(r->source, r->pending, false);
-  }
-  readers_.erase(r->self);
-}
-
-void Agent::DrainPipesSync() {
-  // Every process is gone, so what is left in the pipes is all there is.
-  for (auto& r : readers_) {
-    if (r->ipc) continue;
-    for (;;) {
-      ssize_t n =
-          read(r->pipe.native_handle(), r->chunk.data(), r->chunk.size());
-      if (n <= 0) break;
-      r->pending.append(r->chunk.data(), static_cast<size_t>(n));
-    }
-    size_t start = 0;
-    for (size_t nl; (nl = r->pending.find('\n', start)) != std::string::npos;
-         start = nl + 1) {
-      OnWorkerLine(r->source,
-                   std::string_view(r->pending).substr(start, nl - start),
-                   false);
-    }
-    if (start < r->pending.size()) {
-      OnWorkerLine(r->source, std::string_view(r->pending).substr(start),
-                   false);
-    }
-  }
-  readers_.clear();
-}
-
-// --- worker output, IPC readiness ----------------------------------------
-
-void Agent::OnWorkerLine(const LineSource& source, std::string_view text,
-                         bool cont) {
-  logger_.WorkerLine(source, text, cont);
-  LogRecord rec;
-  rec.seq = ++log_seq_;
-  rec.ts = TimestampNow();
-  rec.slot = source.slot;
-  rec.generation = source.generation;
-  rec.pid = source.pid;
-  rec.stream = source.stream;
-  rec.text = std::string(text);
-  rec.cont = cont;
-  for (auto& [id, fn] : std::map(log_observers_)) fn(rec);
-  log_history_.push_back(std::move(rec));
-  if (log_history_.size() > kLogHistory) log_history_.pop_front();
-}
-
-void Agent::OnIpcLine(pid_t pid, std::string_view line) {
-  // process.send('ready') arrives as the JSON string "ready". Node's own
-  // internal messages ({"cmd":"NODE_..."}) and anything else are ignored.
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
-    line.remove_suffix(1);
-  }
-  if (line != "\"ready\"") return;
+void Agent::OnIpcReady(pid_t pid) {
   NotifyMessage ready;
   ready.ready = true;
   supervisor_->OnNotify(pid, ready);
 }
 
-// --- sizing and usage -----------------------------------------------------
-
-int Agent::InitialWorkers() {
-  sizing_.auto_mode = !options_.workers.has_value();
-  ReadSizing(/*apply=*/false);
-  if (options_.workers) return *options_.workers;
-  return sizing_.decision ? sizing_.decision->workers : AffinityCpuCount();
-}
-
-void Agent::ReadSizing(bool apply) {
-  absl::StatusOr<SizingInputs> inputs = cgroups_.Read();
-  if (!inputs.ok()) {
-    if (!apply) {
-      logger_.Emit(Event{
-          Level::kWarn,
-          "sizing_failed",
-          absl::StrCat("cannot read the CPU limits (",
-                       inputs.status().message(), "); using the affinity mask"),
-          {}});
-    }
-    return;
-  }
-  const bool changed = !sizing_.inputs || !(*sizing_.inputs == *inputs);
-  sizing_.inputs = *inputs;
-  WorkerCount decision = DecideWorkers(*inputs, options_.sizing);
-  const int workers = supervisor_ ? supervisor_->target_workers()
-                                  : options_.workers.value_or(decision.workers);
-  sizing_.memory = DecideMemoryBudget(*inputs, std::max(workers, 1),
-                                      options_.max_worker_memory);
-  sizing_.decision = decision;
-  if (!apply) {
-    logger_.Emit(Event{Level::kInfo, "sizing", decision.explanation, {}}
-                     .With("workers", int64_t{decision.workers})
-                     .With("auto", sizing_.auto_mode)
-                     .With("rule", std::string(SizingRuleName(decision.rule))));
-    if (sizing_.memory->per_worker_bytes) {
-      logger_.Emit(Event{
-          Level::kInfo,
-          "memory_budget",
-          sizing_.memory->explanation,
-          {}}.With("bytes", *sizing_.memory->per_worker_bytes));
-    }
-    return;
-  }
-  if (!sizing_.auto_mode || supervisor_->draining()) {
-    pending_workers_.reset();
-    return;
-  }
-  if (decision.workers == supervisor_->target_workers()) {
-    pending_workers_.reset();
-    return;
-  }
-  // A new count must hold for two reads before it is applied, so a limit
-  // written in two steps does not make workers flap.
-  if (pending_workers_ != decision.workers) {
-    pending_workers_ = decision.workers;
-    return;
-  }
-  pending_workers_.reset();
-  (void)changed;
-  logger_.Emit(Event{
-      Level::kInfo,
-      "rescale",
-      absl::StrFormat("CPU limit changed: %s", decision.explanation),
-      {}}.With("from", int64_t{supervisor_->target_workers()})
-                   .With("to", int64_t{decision.workers}));
-  if (absl::Status s = supervisor_->Scale(decision.workers); !s.ok()) {
-    logger_.Emit(
-        Event{Level::kWarn, "rescale_refused", std::string(s.message()), {}});
-  }
-}
-
 void Agent::SampleUsage() {
-  const TimePoint now = clock_.Now();
-  static const long ticks_per_second = sysconf(_SC_CLK_TCK);
-  static const long page_size = sysconf(_SC_PAGESIZE);
-  std::map<pid_t, UsageSample> next;
-  // 0 = no bound.
-  const int64_t bound = sizing_.memory && sizing_.memory->per_worker_bytes
-                            ? *sizing_.memory->per_worker_bytes
-                            : 0;
+  std::vector<UsageReading> readings;
   for (const WorkerView& w : supervisor_->Workers()) {
     if (w.pid == 0) continue;
-    std::optional<ProcStat> st = ReadProcStat(w.pid);
-    if (!st) continue;
-    UsageSample sample;
-    sample.at = now;
-    sample.ticks = st->utime_ticks + st->stime_ticks;
-    sample.usage.cpu_seconds =
-        static_cast<double>(sample.ticks) / ticks_per_second;
-    sample.usage.rss_bytes = static_cast<int64_t>(st->rss_pages) * page_size;
-    if (auto it = usage_.find(w.pid); it != usage_.end()) {
-      const double secs =
-          std::chrono::duration<double>(now - it->second.at).count();
-      if (secs > 0) {
-        sample.usage.cpu_percent =
-            100.0 * (sample.ticks - it->second.ticks) / ticks_per_second / secs;
-      }
-      sample.over_memory = it->second.over_memory;
+    if (std::optional<ProcessUsage> u = ReadProcessUsage(w.pid)) {
+      readings.push_back({w.pid, u->cpu_seconds, u->rss_bytes});
     }
-    if (bound > 0 && w.state == WorkerState::kReady &&
-        sample.usage.rss_bytes > bound) {
-      if (++sample.over_memory >= kMemorySamples) {
-        Event e{
-            Level::kWarn,
-            "memory_replace",
-            absl::StrFormat("worker %d (pid %d) RSS %s is over "
-                            "--max-worker-memory %s: replacing it",
-                            w.slot, w.pid, FormatSize(sample.usage.rss_bytes),
-                            FormatSize(bound)),
-            {}};
-        e.With("worker", int64_t{w.slot})
-            .With("pid", int64_t{w.pid})
-            .With("rss_bytes", sample.usage.rss_bytes)
-            .With("bound_bytes", bound);
-        // Logged before the replacement's own events; a refusal (another
-        // roll in progress) is retried next second and reported once.
-        if (sample.over_memory == kMemorySamples) logger_.Emit(e);
-        absl::Status s = supervisor_->Replace(w.slot, "memory");
-        if (s.ok()) {
-          ++memory_replacements_;
-          sample.over_memory = 0;
-        } else if (sample.over_memory == kMemorySamples) {
-          logger_.Emit(Event{
-              Level::kWarn,
-              "memory_replace_refused",
-              absl::StrFormat("worker %d: %s; will retry", w.slot, s.message()),
-              {}}.With("worker", int64_t{w.slot}));
-        }
-      }
-    } else {
-      sample.over_memory = 0;
-    }
-    next[w.pid] = sample;
   }
-  usage_ = std::move(next);
+  const std::optional<MemoryBudget>& budget = rescaler_.state().memory;
+  memory_.Sample(clock_.Now(), readings,
+                 budget ? budget->per_worker_bytes : std::nullopt,
+                 *supervisor_);
 }
-
-// --- AgentControl ---------------------------------------------------------
-
-void Agent::Post(std::function<void()> fn) {
-  boost::asio::post(io_, [this, fn = std::move(fn)] {
-    fn();
-    AfterEvent();
-  });
-}
-
-AgentCounters Agent::counters() const {
-  AgentCounters c;
-  c.orphans_reaped = orphans_reaped_;
-  c.notify_rejected = notify_rejected_;
-  c.log_lines_dropped = logger_.dropped_total();
-  c.memory_replacements = memory_replacements_;
-  return c;
-}
-
-std::optional<WorkerUsage> Agent::Usage(pid_t pid) const {
-  auto it = usage_.find(pid);
-  if (it == usage_.end()) return std::nullopt;
-  return it->second.usage;
-}
-
-absl::Status Agent::ScaleTo(std::optional<int> workers) {
-  if (!workers) {
-    if (!sizing_.decision) {
-      return absl::FailedPreconditionError(
-          "the CPU limit could not be read; scale to a number instead");
-    }
-    if (absl::Status s = supervisor_->Scale(sizing_.decision->workers);
-        !s.ok()) {
-      return s;
-    }
-    sizing_.auto_mode = true;
-    pending_workers_.reset();
-    return absl::OkStatus();
-  }
-  const int max = options_.sizing.max_workers;
-  if (max > 0 && *workers > max) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "cannot scale to %d workers: --max-workers is %d", *workers, max));
-  }
-  if (*workers > 4096) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "cannot scale to %d workers: the limit is 4096", *workers));
-  }
-  if (absl::Status s = supervisor_->Scale(*workers); !s.ok()) return s;
-  sizing_.auto_mode = false;
-  return absl::OkStatus();
-}
-
-absl::Status Agent::RestartWorker(int slot) {
-  return supervisor_->Replace(slot, "restart");
-}
-
-std::vector<LogRecord> Agent::TailLogs(std::optional<int> slot,
-                                       size_t max_lines) const {
-  std::vector<LogRecord> out;
-  for (auto it = log_history_.rbegin();
-       it != log_history_.rend() && out.size() < max_lines; ++it) {
-    if (!slot || it->slot == *slot) out.push_back(*it);
-  }
-  std::reverse(out.begin(), out.end());
-  return out;
-}
-
-int Agent::AddEventObserver(std::function<void(const Event&)> fn) {
-  event_observers_[next_observer_] = std::move(fn);
-  return next_observer_++;
-}
-
-int Agent::AddLogObserver(std::function<void(const LogRecord&)> fn) {
-  log_observers_[next_observer_] = std::move(fn);
-  return next_observer_++;
-}
-
-void Agent::RemoveObserver(int id) {
-  event_observers_.erase(id);
-  log_observers_.erase(id);
-}
-
-bool Agent::stopping() const { return supervisor_->shutting_down(); }
 
 }  // namespace corral::agent

@@ -1,21 +1,23 @@
 // The composition of the agent: one event loop (Boost.Asio) owning the
 // supervisor and every fd it watches: signals, the notify socket, worker
-// output pipes and the deadline timer. It also is the supervisor's
-// ProcessControl, turning spawn requests into fork/exec plans.
+// output pipes and the deadline timer. The parts it wires together:
+//
+//   PosixProcessControl (os)  forks workers, hands back their pipes, signals
+//   Supervisor                every lifecycle decision
+//   WorkerOutput              pipes -> lines -> log, history, observers
+//   CpuRescaler               sizing reads and the auto-rescale policy
+//   MemoryGuard               usage samples and the memory-replacement policy
+//   LoopControl               the control plane's door (AgentControl)
 //
 // Everything here runs on the thread that calls Run(); other threads may
 // only post() work to the loop.
 #ifndef CORRAL_AGENT_CORE_AGENT_H_
 #define CORRAL_AGENT_CORE_AGENT_H_
 
-#include <sys/types.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
-#include <list>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,66 +26,47 @@
 #include "absl/status/statusor.h"
 #include "agent/core/control.h"
 #include "agent/core/logger.h"
+#include "agent/core/loop_control.h"
+#include "agent/core/worker_output.h"
 #include "agent/options.h"
-#include "agent/os/cgroup_reader.h"
 #include "agent/os/listen_socket.h"
 #include "agent/os/log_writer.h"
 #include "agent/os/notify_socket.h"
+#include "agent/os/posix_process_control.h"
 #include "agent/os/signals.h"
 #include "agent/os/steady_clock.h"
+#include "agent/supervisor/cpu_rescaler.h"
+#include "agent/supervisor/memory_guard.h"
 #include "agent/supervisor/supervisor.h"
 
 namespace corral::agent {
 
-class Agent : public ProcessControl, public AgentControl {
+class Agent {
  public:
   // Opens listeners and the notify socket and resolves the command. Errors
-  // are startup failures to report and exit 1 on.
+  // are startup failures to report and exit 1 on. `writer` and `cgroups`
+  // (the sizing inputs) must outlive the agent.
   static absl::StatusOr<std::unique_ptr<Agent>> Create(Options options,
                                                        SignalFd signals,
-                                                       LogWriter* writer);
+                                                       LogWriter* writer,
+                                                       CgroupReader* cgroups);
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
-  ~Agent() override;
+  ~Agent();
 
   // Runs until the supervisor is done; returns the process exit status.
   int Run();
 
-  // ProcessControl.
-  absl::StatusOr<pid_t> Spawn(const SpawnRequest& request) override;
-  void SignalGroup(pid_t pgid, int sig) override;
-  void SignalProcess(pid_t pid, int sig) override;
-  int SignalStrays(int sig, const std::vector<pid_t>& worker_groups) override;
-  bool HasChildren() override;
-
-  // AgentControl (see control.h for threads).
-  void Post(std::function<void()> fn) override;
-  Supervisor& supervisor() override { return *supervisor_; }
-  const Options& options() const override { return options_; }
-  AgentCounters counters() const override;
-  std::optional<WorkerUsage> Usage(pid_t pid) const override;
-  const SizingState& sizing() const override { return sizing_; }
-  absl::Status ScaleTo(std::optional<int> workers) override;
-  absl::Status RestartWorker(int slot) override;
-  std::vector<LogRecord> TailLogs(std::optional<int> slot,
-                                  size_t max_lines) const override;
-  int AddEventObserver(std::function<void(const Event&)> fn) override;
-  int AddLogObserver(std::function<void(const LogRecord&)> fn) override;
-  void RemoveObserver(int id) override;
-  bool stopping() const override;
+  // The control plane's door into the agent (see control.h for threads).
+  AgentControl* control() { return control_.get(); }
+  const Options& options() const { return options_; }
 
  private:
-  struct UsageSample {
-    WorkerUsage usage;
-    unsigned long long ticks = 0;
-    TimePoint at;
-    int over_memory = 0;  // consecutive samples above the bound
-  };
-  struct PipeReader;
-
-  Agent(Options options, SignalFd signals, LogWriter* writer);
+  Agent(Options options, SignalFd signals, LogWriter* writer,
+        CgroupReader* cgroups);
   absl::Status Open();
   std::vector<std::string> BaseEnvironment() const;
+  void OnSignalFailed(const absl::Status& status);
 
   void WatchSignals();
   void OnSignals();
@@ -93,15 +76,8 @@ class Agent : public ProcessControl, public AgentControl {
   void HandleDatagram(const NotifyDatagram& d);
   std::optional<pid_t> AttributeToWorker(pid_t sender) const;
   void Reject(pid_t pid, const std::string& reason);
-  void StartReader(int fd, const LineSource& source, bool ipc);
-  void OnWorkerLine(const LineSource& source, std::string_view text, bool cont);
-  void OnIpcLine(pid_t pid, std::string_view line);
-  int InitialWorkers();
-  void ReadSizing(bool apply);
+  void OnIpcReady(pid_t pid);
   void SampleUsage();
-  void ReadPipe(PipeReader* reader);
-  void FinishReader(PipeReader* reader);
-  void DrainPipesSync();
   void Housekeeping();
   // After every event: stop when done, else re-arm the deadline timer.
   void AfterEvent();
@@ -119,35 +95,21 @@ class Agent : public ProcessControl, public AgentControl {
   boost::asio::steady_timer deadline_timer_;
   boost::asio::steady_timer housekeeping_timer_;
   Logger logger_;
-  std::unique_ptr<Supervisor> supervisor_;
-
-  std::string executable_;
+  WorkerOutput output_;
+  CpuRescaler rescaler_;
+  MemoryGuard memory_;
   std::vector<OpenListener> listeners_;
   std::string listen_names_;
-  int dev_null_ = -1;
-  std::vector<std::string> base_env_;
-  std::list<std::unique_ptr<PipeReader>> readers_;
-  uint64_t orphans_reaped_ = 0;
-  uint64_t notify_rejected_ = 0;
-  uint64_t memory_replacements_ = 0;
+  std::unique_ptr<PosixProcessControl> processes_;
+  std::unique_ptr<Supervisor> supervisor_;
+
+  std::unique_ptr<LoopControl> control_;
+
+  AgentCounters counters_;  // orphans reaped, notify rejected
   // Workers reaped lately: their last datagrams may still be queued.
   std::deque<pid_t> recently_exited_;
   int initial_workers_ = 1;
-
-  ProcCgroupReader cgroups_{""};
-  SizingState sizing_;
-  std::optional<int> pending_workers_;  // auto count seen once, not applied
-  std::map<pid_t, UsageSample> usage_;
-
-  std::deque<LogRecord> log_history_;
-  uint64_t log_seq_ = 0;
-  int next_observer_ = 1;
-  std::map<int, std::function<void(const Event&)>> event_observers_;
-  std::map<int, std::function<void(const LogRecord&)>> log_observers_;
 };
-
-// The CPUs this process may run on (sched_getaffinity), at least 1.
-int AffinityCpuCount();
 
 }  // namespace corral::agent
 

@@ -1,23 +1,32 @@
-// The door from the control plane (gRPC handlers, the HTTP endpoints) into
-// the agent. Post() is the only call allowed from other threads; everything
-// else must run on the loop thread, i.e. inside a posted closure.
+// The one door from the control plane (the gRPC services, the HTTP
+// endpoints) into the agent: typed commands with typed results, typed
+// rollout progress, a snapshot for status, and event and log subscriptions.
+// The control plane never sees the Supervisor; error texts are written here
+// (or by the supervisor) and passed on unchanged.
+//
+// Threads: Post() and clock() may be called from any thread. Everything else
+// must run on the agent's loop thread, i.e. inside a posted closure.
 #ifndef CORRAL_AGENT_CORE_CONTROL_H_
 #define CORRAL_AGENT_CORE_CONTROL_H_
 
 #include <sys/types.h>
 
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "agent/options.h"
+#include "absl/status/statusor.h"
+#include "agent/core/log_record.h"
+#include "agent/supervisor/clock.h"
 #include "agent/supervisor/event.h"
+#include "agent/supervisor/memory_guard.h"
+#include "agent/supervisor/rollout.h"
 #include "agent/supervisor/sizing.h"
-#include "agent/supervisor/supervisor.h"
+#include "agent/supervisor/worker.h"
 
 namespace corral::agent {
 
@@ -29,61 +38,106 @@ struct AgentCounters {
   uint64_t memory_replacements = 0;
 };
 
-// CPU and memory of one worker process (its own, not its children's).
-struct WorkerUsage {
-  double cpu_seconds = 0;  // user + system since start
-  double cpu_percent = 0;  // over the last sampling second
-  int64_t rss_bytes = 0;
+enum class AgentMode { kRunning, kDraining, kStopping };
+
+// One process of a slot (or an empty slot) and its last usage sample.
+struct WorkerStatus {
+  WorkerView view;
+  std::optional<WorkerUsage> usage;  // nullopt: no process, or no sample yet
 };
 
-// The sizing inputs last read and what they decided.
-struct SizingState {
-  bool auto_mode = true;  // --workers=auto (or Scale to auto)
-  std::optional<SizingInputs> inputs;
-  std::optional<WorkerCount> decision;
-  std::optional<MemoryBudget> memory;
-};
-
-// One line of worker output kept for `logs` (tail and follow).
-struct LogRecord {
-  uint64_t seq = 0;  // increasing, for follow
-  std::string ts;    // RFC 3339
-  int slot = 0;
-  int generation = 0;
+// The agent as status, /readyz and /metrics report it.
+struct AgentStatus {
   pid_t pid = 0;
-  std::string stream;  // "stdout" / "stderr"
-  std::string text;
-  bool cont = false;
+  AgentMode mode = AgentMode::kRunning;
+  bool reloading = false;
+  bool ready = false;  // running and at least min_ready workers READY
+  int ready_workers = 0;
+  int min_ready = 1;
+  int target_workers = 0;
+  bool auto_workers = false;
+  SizingState sizing;
+  AgentCounters counters;
+  // By slot. During a rollout a slot is listed twice (the old process with
+  // state STOPPING or READY, the candidate STARTING).
+  std::vector<WorkerStatus> workers;
+  std::vector<std::string> command;
+};
+
+struct ScaleResult {
+  int previous_workers = 0;
+  int target_workers = 0;
+  bool auto_workers = false;
+};
+
+struct DrainResult {
+  Duration drain_delay = Duration::zero();  // until the workers get SIGTERM
+};
+
+struct SignalResult {
+  int worker = 0;
+  pid_t pid = 0;  // the process group signalled
+  int signal = 0;
+};
+
+struct RestartResult {
+  int worker = 0;
+  pid_t old_pid = 0;
+  pid_t new_pid = 0;
 };
 
 class AgentControl {
  public:
   virtual ~AgentControl() = default;
 
-  // Any thread: runs `fn` on the loop thread, soon.
+  // --- any thread ----------------------------------------------------------
+  // Runs `fn` on the loop thread, soon.
   virtual void Post(std::function<void()> fn) = 0;
+  // The agent's monotonic clock.
+  virtual const Clock& clock() const = 0;
 
-  // --- loop thread only ---------------------------------------------------
-  virtual Supervisor& supervisor() = 0;
-  virtual const Options& options() const = 0;
-  virtual AgentCounters counters() const = 0;
-  virtual std::optional<WorkerUsage> Usage(pid_t pid) const = 0;
-  virtual const SizingState& sizing() const = 0;
+  // --- loop thread only: reads ---------------------------------------------
+  virtual AgentStatus Status() const = 0;
+  // Status().ready without building the rest (the health heartbeat).
+  virtual bool Ready() const = 0;
+  // True once the agent is shutting down (streams should end).
+  virtual bool stopping() const = 0;
+  // OK when `worker` is a slot now; NotFound naming the valid range.
+  virtual absl::Status CheckWorker(int worker) const = 0;
+  // The last lines of worker output, oldest first (all workers, or `worker`).
+  virtual std::vector<LogRecord> TailLogs(std::optional<int> worker,
+                                          size_t max_lines) const = 0;
+
+  // --- loop thread only: commands ------------------------------------------
   // Sets the worker count; nullopt = auto (follow the CPU limit again).
   // InvalidArgument past --max-workers, FailedPrecondition while draining.
-  virtual absl::Status ScaleTo(std::optional<int> workers) = 0;
-  // Graceful replacement of one slot (start new, READY, stop old).
-  virtual absl::Status RestartWorker(int slot) = 0;
-  // The last lines of worker output, oldest first (all workers, or `slot`).
-  virtual std::vector<LogRecord> TailLogs(std::optional<int> slot,
-                                          size_t max_lines) const = 0;
-  // Observers run on the loop thread for every event / worker line until
-  // removed with the returned id. They must not block.
+  virtual absl::StatusOr<ScaleResult> Scale(std::optional<int> workers) = 0;
+  // Readiness off now; workers stopped after the drain delay.
+  virtual absl::StatusOr<DrainResult> Drain() = 0;
+  virtual absl::Status Resume() = 0;
+  // Graceful shutdown (as SIGTERM). Asking again is not a second SIGTERM
+  // unless `quick`: that cuts the drain short.
+  virtual void Shutdown(bool quick) = 0;
+  // Sends `sig` to the process group of `worker`'s current process (during
+  // a rollout: the one not being retired). NotFound for an unknown slot,
+  // FailedPrecondition when it has no process.
+  virtual absl::StatusOr<SignalResult> SignalWorker(int worker, int sig) = 0;
+  // Rolling reload. `observer` gets this rollout's progress, from
+  // OnStarted (before Reload returns) to OnFinished or OnAborted. An error
+  // means nothing started and `observer` is not called.
+  virtual absl::Status Reload(std::shared_ptr<RolloutObserver> observer) = 0;
+  // Graceful replacement of one slot (start new, READY, stop old). An error
+  // means nothing started; otherwise `done` is called once with the result,
+  // or Aborted (the replacement failed; the old process keeps serving).
+  virtual absl::Status RestartWorker(
+      int worker, std::function<void(absl::StatusOr<RestartResult>)> done) = 0;
+
+  // --- loop thread only: subscriptions ---------------------------------------
+  // Observers run for every event / worker line until removed with the
+  // returned id. They must not block.
   virtual int AddEventObserver(std::function<void(const Event&)> fn) = 0;
   virtual int AddLogObserver(std::function<void(const LogRecord&)> fn) = 0;
   virtual void RemoveObserver(int id) = 0;
-  // True once the agent is shutting down (streams should end).
-  virtual bool stopping() const = 0;
 };
 
 }  // namespace corral::agent

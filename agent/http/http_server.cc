@@ -1,22 +1,17 @@
 #include "agent/http/http_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cerrno>
-#include <cstring>
 #include <functional>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "agent/http/metrics.h"
-#include "agent/os/errors.h"
+#include "agent/os/fd.h"
+#include "agent/os/sockets.h"
 
 namespace corral::agent {
 namespace http = boost::beast::http;
@@ -34,47 +29,16 @@ struct Reply {
   const char* content_type = kText;
 };
 
-std::string ReadyText(const Supervisor& s, int min_ready) {
-  if (s.shutting_down()) return "not ready: the agent is shutting down\n";
-  if (s.draining()) return "not ready: drained (corralctl resume)\n";
+std::string ReadyText(const AgentStatus& s) {
+  if (s.mode == AgentMode::kStopping) {
+    return "not ready: the agent is shutting down\n";
+  }
+  if (s.mode == AgentMode::kDraining) {
+    return "not ready: drained (corralctl resume)\n";
+  }
   return absl::StrFormat("%s: %d of %d workers READY (need %d)\n",
-                         s.Ready(min_ready) ? "ready" : "not ready",
-                         s.ReadyCount(), s.target_workers(), min_ready);
-}
-
-// Opens the listening socket ourselves so it is close-on-exec from birth
-// (workers are forked from the loop thread at any moment).
-absl::StatusOr<int> Listen(const std::string& address, int port, bool* v6) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, address.c_str(), &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*in4);
-  } else if (inet_pton(AF_INET6, address.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*in6);
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--probe-address=%s is not an IP address", address));
-  }
-  *v6 = ss.ss_family == AF_INET6;
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return ErrnoStatus(errno, "socket");
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
-      listen(fd, 128) != 0) {
-    const int err = errno;
-    close(fd);
-    return ErrnoStatus(err, absl::StrFormat("--http-port=%d: cannot listen "
-                                            "on %s",
-                                            port, address));
-  }
-  return fd;
+                         s.ready ? "ready" : "not ready", s.ready_workers,
+                         s.target_workers, s.min_ready);
 }
 
 }  // namespace
@@ -82,18 +46,19 @@ absl::StatusOr<int> Listen(const std::string& address, int port, bool* v6) {
 class HttpServer::Gate {
  public:
   explicit Gate(boost::asio::io_context* io) : io_(io) {}
+  // Any thread.
   void Post(std::function<void()> fn) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (io_ != nullptr) boost::asio::post(*io_, std::move(fn));
   }
   void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     io_ = nullptr;
   }
 
  private:
-  std::mutex mu_;
-  boost::asio::io_context* io_;
+  absl::Mutex mu_;
+  boost::asio::io_context* io_ ABSL_GUARDED_BY(mu_);  // null once closed
 };
 
 // One connection: read a request, ask the loop, write the answer; again
@@ -172,11 +137,10 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
       if (ask == Ask::kLive) {
         return deliver([] { return Reply{http::status::ok, "ok\n"}; });
       }
+      const AgentStatus status = agent->Status();
       if (ask == Ask::kReady) {
-        const Supervisor& s = agent->supervisor();
-        const int min_ready = agent->options().min_ready;
-        const bool ready = s.Ready(min_ready);
-        std::string text = ReadyText(s, min_ready);
+        const bool ready = status.ready;
+        std::string text = ReadyText(status);
         return deliver([ready, text] {
           return Reply{
               ready ? http::status::ok : http::status::service_unavailable,
@@ -184,7 +148,7 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
         });
       }
       // Snapshot on the loop, render on the io thread.
-      MetricsSnapshot snapshot = TakeMetricsSnapshot(*agent);
+      MetricsSnapshot snapshot = TakeMetricsSnapshot(status);
       deliver([snapshot] {
         return Reply{http::status::ok, RenderPrometheus(snapshot), kPrometheus};
       });
@@ -209,17 +173,22 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     AgentControl* agent, boost::asio::io_context* io,
     const std::string& address, int port) {
-  bool v6 = false;
-  absl::StatusOr<int> fd = Listen(address, port, &v6);
-  if (!fd.ok()) return fd.status();
-  sockaddr_storage bound{};
-  socklen_t len = sizeof(bound);
-  getsockname(*fd, reinterpret_cast<sockaddr*>(&bound), &len);
-  const int actual =
-      ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  // Opened by agent/os, not by Asio, so it is close-on-exec from birth
+  // (workers are forked from the loop thread at any moment).
+  const absl::Status not_an_ip = absl::InvalidArgumentError(
+      absl::StrFormat("--probe-address=%s is not an IP address", address));
+  if (address.empty()) return not_an_ip;
+  TcpListenOptions options;
+  options.numeric_host = true;
+  options.nonblocking = true;
+  options.backlog = 128;
+  absl::StatusOr<TcpListener> l = OpenTcpListener(
+      address, port, options,
+      absl::StrFormat("--http-port=%d: cannot listen on %s", port, address));
+  if (absl::IsInvalidArgument(l.status())) return not_an_ip;
+  if (!l.ok()) return l.status();
   std::unique_ptr<HttpServer> server(
-      new HttpServer(agent, io, *fd, actual, v6));
+      new HttpServer(agent, io, l->fd, l->port, l->v6));
   server->Accept();
   return server;
 }
@@ -248,11 +217,9 @@ void HttpServer::Accept() {
       tcp::acceptor::wait_read, [this](boost::system::error_code ec) {
         if (ec) return;  // closed
         for (;;) {
-          int fd = accept4(acceptor_.native_handle(), nullptr, nullptr,
-                           SOCK_CLOEXEC | SOCK_NONBLOCK);
-          if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+          const Accepted accepted = AcceptConnection(acceptor_.native_handle());
+          if (accepted.kind == Accepted::Kind::kNone) break;
+          if (accepted.kind == Accepted::Kind::kBackOff) {
             // Out of fds or memory: back off instead of spinning on a
             // readable listener; connections wait in the backlog.
             retry_.expires_after(std::chrono::milliseconds(100));
@@ -261,14 +228,16 @@ void HttpServer::Accept() {
             });
             return;
           }
-          tcp::socket socket(*io_);
+          tcp::socket connection(*io_);
           boost::system::error_code assign_ec;
-          socket.assign(v6_ ? tcp::v6() : tcp::v4(), fd, assign_ec);
+          connection.assign(v6_ ? tcp::v6() : tcp::v4(), accepted.fd,
+                            assign_ec);
           if (assign_ec) {
-            close(fd);
+            CloseFd(accepted.fd);
             continue;
           }
-          std::make_shared<Session>(std::move(socket), agent_, gate_)->Read();
+          std::make_shared<Session>(std::move(connection), agent_, gate_)
+              ->Read();
         }
         Accept();
       });

@@ -50,14 +50,14 @@ int Rank(WorkerState state) {
 
 }  // namespace
 
-MetricsSnapshot TakeMetricsSnapshot(AgentControl& agent) {
+MetricsSnapshot TakeMetricsSnapshot(const AgentStatus& status) {
   MetricsSnapshot s;
-  const Supervisor& sup = agent.supervisor();
-  s.target_workers = sup.target_workers();
-  s.ready = sup.Ready(agent.options().min_ready);
-  s.draining = sup.draining();
-  s.counters = agent.counters();
-  for (const WorkerView& w : sup.Workers()) {
+  s.target_workers = status.target_workers;
+  s.ready = status.ready;
+  s.draining = status.mode != AgentMode::kRunning;
+  s.counters = status.counters;
+  for (const WorkerStatus& ws : status.workers) {
+    const WorkerView& w = ws.view;
     s.by_state[static_cast<int>(w.state)]++;
     // During a reload a slot has two processes: report the one serving
     // (READY before STARTING before STOPPING).
@@ -69,11 +69,9 @@ MetricsSnapshot TakeMetricsSnapshot(AgentControl& agent) {
     m.slot = w.slot;
     m.state = w.state;
     m.restarts = w.restarts;
-    if (w.pid != 0) {
-      if (std::optional<WorkerUsage> u = agent.Usage(w.pid)) {
-        m.cpu_seconds = u->cpu_seconds;
-        m.rss_bytes = u->rss_bytes;
-      }
+    if (w.pid != 0 && ws.usage) {
+      m.cpu_seconds = ws.usage->cpu_seconds;
+      m.rss_bytes = ws.usage->rss_bytes;
     }
     s.workers.push_back(m);
   }

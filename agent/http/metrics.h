@@ -1,6 +1,6 @@
 // /metrics: the agent's figures in the Prometheus text exposition format
-// (version 0.0.4). A snapshot is taken on the loop thread; rendering it is a
-// pure function any thread may call.
+// (version 0.0.4). The snapshot is made from an AgentStatus (taken on the
+// loop thread); both functions are pure and any thread may call them.
 #ifndef CORRAL_AGENT_HTTP_METRICS_H_
 #define CORRAL_AGENT_HTTP_METRICS_H_
 
@@ -32,8 +32,7 @@ struct MetricsSnapshot {
   AgentCounters counters;
 };
 
-// Loop thread only.
-MetricsSnapshot TakeMetricsSnapshot(AgentControl& agent);
+MetricsSnapshot TakeMetricsSnapshot(const AgentStatus& status);
 
 std::string RenderPrometheus(const MetricsSnapshot& snapshot);
 

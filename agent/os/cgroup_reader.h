@@ -20,20 +20,6 @@
 
 namespace corral::agent {
 
-// Reads the current SizingInputs. The agent calls Read() once at start and
-// then once a second from its loop thread; each call reads afresh (limits
-// change under a Kubernetes in-place resize, and the process may be moved to
-// another cgroup).
-class CgroupReader {
- public:
-  virtual ~CgroupReader() = default;
-
-  // Fails only when the affinity cannot be read or a file the kernel writes
-  // is malformed (the message names the file and its content). Missing limit
-  // files mean "no limit at that level"; unreadable ones become a note.
-  virtual absl::StatusOr<SizingInputs> Read() = 0;
-};
-
 // The CPUs in this thread's sched_getaffinity mask. Grows the mask until the
 // kernel accepts it, so hosts with more than 1024 CPUs work.
 absl::StatusOr<int> SchedAffinityCount();

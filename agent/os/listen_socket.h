@@ -2,6 +2,8 @@
 #ifndef CORRAL_AGENT_OS_LISTEN_SOCKET_H_
 #define CORRAL_AGENT_OS_LISTEN_SOCKET_H_
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 
@@ -25,11 +27,19 @@ absl::StatusOr<ListenSpec> ParseListenSpec(std::string_view text,
 struct OpenListener {
   int fd = -1;
   std::string address;  // what it is bound to, e.g. "tcp://127.0.0.1:8080"
+  // unix: the socket file, removed on close while it is still ours.
+  std::string path;
+  dev_t dev = 0;
+  ino_t ino = 0;
 };
 
-// Creates, binds and listens (close-on-exec, SO_REUSEADDR; a stale unix
-// socket file is replaced).
+// Creates, binds and listens (close-on-exec; tcp: SO_REUSEADDR; unix: the
+// stale-file rule of sockets.h, so a socket another process serves is
+// refused instead of taken over).
 absl::StatusOr<OpenListener> OpenListenSocket(const ListenSpec& spec);
+
+// Closes the socket and removes its file (unix) if it is still this one.
+void CloseListenSocket(const OpenListener& listener);
 
 }  // namespace corral::agent
 

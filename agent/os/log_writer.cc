@@ -14,15 +14,11 @@ LogWriter::LogWriter(int fd, size_t max_pending_bytes)
 
 LogWriter::~LogWriter() {
   Flush(std::chrono::seconds(1));
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  wake_.notify_all();
   bool idle;
   {
-    std::lock_guard lock(mu_);
-    idle = queue_.empty() && !writing_;
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    idle = Idle();
   }
   // A writer stuck in write() on a full, unread pipe cannot be joined; the
   // process is exiting, so let it go.
@@ -34,37 +30,36 @@ LogWriter::~LogWriter() {
 }
 
 bool LogWriter::Write(std::string line) {
-  {
-    std::lock_guard lock(mu_);
-    if (pending_bytes_ + line.size() > max_pending_bytes_) {
-      ++dropped_;
-      return false;
-    }
-    pending_bytes_ += line.size();
-    queue_.push_back(std::move(line));
+  // The writer thread's Await sees the new line when the lock is released.
+  absl::MutexLock lock(&mu_);
+  if (pending_bytes_ + line.size() > max_pending_bytes_) {
+    ++dropped_;
+    return false;
   }
-  wake_.notify_one();
+  pending_bytes_ += line.size();
+  queue_.push_back(std::move(line));
   return true;
 }
 
 void LogWriter::Flush(Duration timeout) {
-  std::unique_lock lock(mu_);
-  drained_.wait_for(lock, timeout,
-                    [this] { return queue_.empty() && !writing_; });
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(this, &LogWriter::Idle),
+                       absl::FromChrono(timeout));
 }
 
 uint64_t LogWriter::TakeDropped() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   uint64_t n = dropped_;
   dropped_ = 0;
   return n;
 }
 
 void LogWriter::Run() {
-  std::unique_lock lock(mu_);
+  // Locked except while a batch is written (Unlock/Lock below).
+  mu_.Lock();
   for (;;) {
-    wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping
+    mu_.Await(absl::Condition(this, &LogWriter::HasWorkOrStop));
+    if (queue_.empty()) break;  // stopping
     // Take a batch and write it without holding the lock.
     std::string batch;
     while (!queue_.empty() && batch.size() < 64 * 1024) {
@@ -73,7 +68,7 @@ void LogWriter::Run() {
       queue_.pop_front();
     }
     writing_ = true;
-    lock.unlock();
+    mu_.Unlock();
     size_t off = 0;
     while (off < batch.size()) {
       ssize_t n = write(fd_, batch.data() + off, batch.size() - off);
@@ -87,10 +82,10 @@ void LogWriter::Run() {
       if (n <= 0) break;  // stdout is gone: drop the rest of the batch
       off += static_cast<size_t>(n);
     }
-    lock.lock();
+    mu_.Lock();
     writing_ = false;
-    if (queue_.empty()) drained_.notify_all();
   }
+  mu_.Unlock();
 }
 
 }  // namespace corral::agent

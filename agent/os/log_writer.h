@@ -4,13 +4,13 @@
 #ifndef CORRAL_AGENT_OS_LOG_WRITER_H_
 #define CORRAL_AGENT_OS_LOG_WRITER_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "agent/supervisor/clock.h"
 
 namespace corral::agent {
@@ -34,17 +34,22 @@ class LogWriter {
 
  private:
   void Run();
+  // Conditions for absl::Mutex::Await.
+  bool HasWorkOrStop() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_ || !queue_.empty();
+  }
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queue_.empty() && !writing_;
+  }
 
   const int fd_;
   const size_t max_pending_bytes_;
-  std::mutex mu_;
-  std::condition_variable wake_;     // work queued or stopping
-  std::condition_variable drained_;  // queue empty
-  std::deque<std::string> queue_;
-  size_t pending_bytes_ = 0;
-  bool writing_ = false;
-  bool stop_ = false;
-  uint64_t dropped_ = 0;
+  absl::Mutex mu_;
+  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a batch is being written
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

@@ -41,6 +41,18 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
   return ParseProcStat(text);
 }
 
+std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
+  static const long ticks_per_second = sysconf(_SC_CLK_TCK);
+  static const long page_size = sysconf(_SC_PAGESIZE);
+  std::optional<ProcStat> st = ReadProcStat(pid);
+  if (!st) return std::nullopt;
+  ProcessUsage usage;
+  usage.cpu_seconds = static_cast<double>(st->utime_ticks + st->stime_ticks) /
+                      static_cast<double>(ticks_per_second);
+  usage.rss_bytes = static_cast<int64_t>(st->rss_pages) * page_size;
+  return usage;
+}
+
 bool ProcMatchesNamespace() {
   char buf[32];
   ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);

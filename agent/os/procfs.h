@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +30,14 @@ std::optional<ProcStat> ParseProcStat(const std::string& text);
 // getpid()). A /proc from another namespace must not be used to find
 // processes to signal.
 bool ProcMatchesNamespace();
+
+// CPU time and resident memory of one process (its own, not its
+// children's), from /proc/<pid>/stat; nullopt when it cannot be read.
+struct ProcessUsage {
+  double cpu_seconds = 0;  // user + system since it started
+  int64_t rss_bytes = 0;
+};
+std::optional<ProcessUsage> ReadProcessUsage(pid_t pid);
 
 // Every process in /proc that descends from `root`.
 std::vector<ProcStat> Descendants(pid_t root);

@@ -1,14 +1,11 @@
 #include "agent/rpc/agent_service.h"
 
-#include <signal.h>
-
-#include <cerrno>
+#include <csignal>
 #include <set>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "agent/os/errors.h"
 #include "agent/os/signals.h"
 #include "agent/rpc/grpc_status.h"
 #include "agent/rpc/status_report.h"
@@ -22,63 +19,47 @@ constexpr size_t kMaxQueuedEvents = 4096;
 constexpr size_t kMaxQueuedLines = 8192;  // > the agent's 5000-line history
 constexpr size_t kMaxQueuedProgress = 1024;
 
-int64_t IntField(const Event& e, std::string_view key) {
-  const FieldValue* v = e.Find(key);
-  if (v == nullptr) return 0;
-  if (const auto* i = std::get_if<int64_t>(v)) return *i;
-  if (const auto* d = std::get_if<double>(v)) return static_cast<int64_t>(*d);
-  return 0;
-}
+// Turns one Reload's rollout into ReloadProgress messages on its stream;
+// the stream ends with the rollout. Loop thread only.
+class ReloadStream final : public RolloutObserver {
+ public:
+  using Outbox = StreamOutbox<corral::v1::ReloadProgress>;
+  explicit ReloadStream(std::shared_ptr<Outbox> out) : out_(std::move(out)) {}
 
-absl::Status NoSuchWorker(const Supervisor& s, int slot) {
-  return absl::NotFoundError(absl::StrFormat(
-      "no worker %d: workers are numbered 0 to %d (see corralctl ps)", slot,
-      s.target_workers() - 1));
-}
-
-// The process to signal for `slot`: its current one (during a reload the old
-// process is STOPPING and the new one is not).
-absl::StatusOr<pid_t> WorkerProcess(const Supervisor& s, int slot) {
-  std::optional<WorkerView> found;
-  for (const WorkerView& w : s.Workers()) {
-    if (w.slot != slot) continue;
-    if (!found || (found->pid == 0) ||
-        (found->state == WorkerState::kStopping && w.pid != 0)) {
-      found = w;
-    }
+  void OnStarted(const RolloutStep& step) override {
+    total_ = step.total;
+    Push(corral::v1::ReloadProgress::STARTED, step);
   }
-  if (!found) return NoSuchWorker(s, slot);
-  if (found->pid == 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "worker %d has no running process (it is %s); try again once it "
-        "restarted",
-        slot, WorkerStateName(found->state)));
+  void OnSlotDone(const RolloutStep& step) override {
+    ++done_;
+    Push(corral::v1::ReloadProgress::SLOT_DONE, step);
   }
-  return found->pid;
-}
+  void OnFinished(const RolloutStep& step) override {
+    Push(corral::v1::ReloadProgress::FINISHED, step);
+    out_->Close(grpc::Status::OK);
+  }
+  void OnAborted(const RolloutStep& step) override {
+    Push(corral::v1::ReloadProgress::ABORTED, step);
+    out_->Close(grpc::Status(grpc::StatusCode::ABORTED, step.message));
+  }
 
-// Loop-thread state of one Reload stream or RestartWorker call. Observers
-// are copied by the agent on every event, so mutable state lives here.
-struct RolloutTrack {
-  int total = 0;
-  int done = 0;
-  int old_pid = 0;
-  int new_pid = 0;
-  bool over = false;
+ private:
+  void Push(corral::v1::ReloadProgress::Phase phase, const RolloutStep& step) {
+    corral::v1::ReloadProgress p;
+    p.set_phase(phase);
+    p.set_worker(step.worker);
+    p.set_old_pid(step.old_pid);
+    p.set_new_pid(step.new_pid);
+    p.set_done(done_);
+    p.set_total(total_);
+    p.set_message(step.message);
+    out_->Push(std::move(p));
+  }
+
+  const std::shared_ptr<Outbox> out_;
+  int total_ = 0;
+  int done_ = 0;
 };
-
-corral::v1::ReloadProgress Progress(corral::v1::ReloadProgress::Phase phase,
-                                    const Event& e, const RolloutTrack& t) {
-  corral::v1::ReloadProgress p;
-  p.set_phase(phase);
-  p.set_worker(static_cast<int32_t>(IntField(e, "worker")));
-  p.set_old_pid(static_cast<int32_t>(IntField(e, "old_pid")));
-  p.set_new_pid(static_cast<int32_t>(IntField(e, "new_pid")));
-  p.set_done(t.done);
-  p.set_total(t.total);
-  p.set_message(e.msg);
-  return p;
-}
 
 }  // namespace
 
@@ -154,7 +135,7 @@ grpc::ServerUnaryReactor* AgentService::GetStatus(
     grpc::CallbackServerContext* context, const corral::v1::GetStatusRequest*,
     corral::v1::GetStatusResponse* response) {
   return Answer(context, [this, response] {
-    FillStatus(*agent_, started_, response);
+    FillStatus(agent_->Status(), started_, agent_->clock().Now(), response);
     return grpc::Status::OK;
   });
 }
@@ -175,13 +156,11 @@ grpc::ServerUnaryReactor* AgentService::Scale(
     return reactor;
   }
   return Answer(context, [this, workers, response] {
-    const int previous = agent_->supervisor().target_workers();
-    if (absl::Status s = agent_->ScaleTo(workers); !s.ok()) {
-      return ToGrpcStatus(s);
-    }
-    response->set_previous_workers(previous);
-    response->set_target_workers(agent_->supervisor().target_workers());
-    response->set_auto_workers(agent_->sizing().auto_mode);
+    absl::StatusOr<ScaleResult> r = agent_->Scale(workers);
+    if (!r.ok()) return ToGrpcStatus(r.status());
+    response->set_previous_workers(r->previous_workers);
+    response->set_target_workers(r->target_workers);
+    response->set_auto_workers(r->auto_workers);
     return grpc::Status::OK;
   });
 }
@@ -190,12 +169,11 @@ grpc::ServerUnaryReactor* AgentService::Drain(
     grpc::CallbackServerContext* context, const corral::v1::DrainRequest*,
     corral::v1::DrainResponse* response) {
   return Answer(context, [this, response] {
-    if (absl::Status s = agent_->supervisor().Drain(); !s.ok()) {
-      return ToGrpcStatus(s);
-    }
+    absl::StatusOr<DrainResult> r = agent_->Drain();
+    if (!r.ok()) return ToGrpcStatus(r.status());
     *response->mutable_drain_delay() =
         google::protobuf::util::TimeUtil::NanosecondsToDuration(
-            agent_->options().drain_delay.count());
+            r->drain_delay.count());
     return grpc::Status::OK;
   });
 }
@@ -203,8 +181,7 @@ grpc::ServerUnaryReactor* AgentService::Drain(
 grpc::ServerUnaryReactor* AgentService::Resume(
     grpc::CallbackServerContext* context, const corral::v1::ResumeRequest*,
     corral::v1::ResumeResponse*) {
-  return Answer(context,
-                [this] { return ToGrpcStatus(agent_->supervisor().Resume()); });
+  return Answer(context, [this] { return ToGrpcStatus(agent_->Resume()); });
 }
 
 grpc::ServerUnaryReactor* AgentService::Shutdown(
@@ -212,10 +189,7 @@ grpc::ServerUnaryReactor* AgentService::Shutdown(
     const corral::v1::ShutdownRequest* request, corral::v1::ShutdownResponse*) {
   const bool quick = request->quick();
   return Answer(context, [this, quick] {
-    Supervisor& s = agent_->supervisor();
-    // Asking twice is not a second SIGTERM unless asked to be quick.
-    if (!s.shutting_down()) s.Shutdown(SIGTERM);
-    if (quick) s.Shutdown(SIGTERM);
+    agent_->Shutdown(quick);
     return grpc::Status::OK;
   });
 }
@@ -236,17 +210,10 @@ grpc::ServerUnaryReactor* AgentService::SignalWorker(
   }
   const int slot = request->worker();
   return Answer(context, [this, slot, sig, response] {
-    absl::StatusOr<pid_t> pid = WorkerProcess(agent_->supervisor(), slot);
-    if (!pid.ok()) return ToGrpcStatus(pid.status());
-    // The loop thread is the one that reaps, so `pid` cannot have been
-    // reaped and reused between the lookup and this kill. The worker leads
-    // its process group: the signal reaches a shell wrapper's children too.
-    if (kill(-*pid, sig) != 0) {
-      return ToGrpcStatus(ErrnoStatus(
-          errno, absl::StrFormat("kill(-%d, %s)", *pid, SignalName(sig))));
-    }
-    response->set_pid(*pid);
-    response->set_signal(SignalName(sig));
+    absl::StatusOr<SignalResult> r = agent_->SignalWorker(slot, sig);
+    if (!r.ok()) return ToGrpcStatus(r.status());
+    response->set_pid(r->pid);
+    response->set_signal(SignalName(r->signal));
     return grpc::Status::OK;
   });
 }
@@ -258,36 +225,16 @@ grpc::ServerUnaryReactor* AgentService::RestartWorker(
   const int slot = request->worker();
   AgentControl* agent = agent_;
   return OnLoop(context, [agent, slot, response](const UnaryCall& call) {
-    // The restart is a one-slot rollout: it ends with reload_finished or
-    // reload_aborted. Only one rollout runs at a time, so the next of
-    // those events is ours. The observer goes in first: an exec failure
-    // aborts inside RestartWorker() itself.
-    auto track = std::make_shared<RolloutTrack>();
-    auto observer = std::make_shared<int>(0);
-    *observer = agent->AddEventObserver([=](const Event& e) {
-      if (track->over) return;
-      if (e.name == "reload_slot_done") {
-        track->old_pid = static_cast<int>(IntField(e, "old_pid"));
-        track->new_pid = static_cast<int>(IntField(e, "new_pid"));
-        return;
-      }
-      if (e.name != "reload_finished" && e.name != "reload_aborted") return;
-      track->over = true;
-      agent->RemoveObserver(*observer);
-      if (e.name == "reload_aborted") {
-        return call.Finish(grpc::Status(grpc::StatusCode::ABORTED, e.msg));
-      }
-      if (!call.Claim()) return;
-      response->set_worker(slot);
-      response->set_old_pid(track->old_pid);
-      response->set_new_pid(track->new_pid);
-      call.reactor->Finish(grpc::Status::OK);
-    });
-    if (absl::Status s = agent->RestartWorker(slot); !s.ok()) {
-      track->over = true;
-      agent->RemoveObserver(*observer);
-      call.Finish(ToGrpcStatus(s));
-    }
+    absl::Status s = agent->RestartWorker(
+        slot, [call, response](absl::StatusOr<RestartResult> r) {
+          if (!r.ok()) return call.Finish(ToGrpcStatus(r.status()));
+          if (!call.Claim()) return;
+          response->set_worker(r->worker);
+          response->set_old_pid(r->old_pid);
+          response->set_new_pid(r->new_pid);
+          call.reactor->Finish(grpc::Status::OK);
+        });
+    if (!s.ok()) call.Finish(ToGrpcStatus(s));
   });
 }
 
@@ -300,28 +247,12 @@ grpc::ServerWriteReactor<corral::v1::ReloadProgress>* AgentService::Reload(
   return OpenStream<ReloadProgress>(
       kMaxQueuedProgress, AgentStoppedStatus(),
       [agent](std::shared_ptr<StreamOutbox<ReloadProgress>> out) {
-        auto track = std::make_shared<RolloutTrack>();
-        track->total = agent->supervisor().target_workers();
-        // Registered before Reload(): it emits reload_started (and, with
-        // nothing to roll, reload_finished) before it returns.
-        const int id = agent->AddEventObserver([out, track](const Event& e) {
-          if (e.name == "reload_started") {
-            out->Push(Progress(ReloadProgress::STARTED, e, *track));
-          } else if (e.name == "reload_slot_done") {
-            track->done++;
-            out->Push(Progress(ReloadProgress::SLOT_DONE, e, *track));
-          } else if (e.name == "reload_finished") {
-            out->Push(Progress(ReloadProgress::FINISHED, e, *track));
-            out->Close(grpc::Status::OK);
-          } else if (e.name == "reload_aborted") {
-            out->Push(Progress(ReloadProgress::ABORTED, e, *track));
-            out->Close(grpc::Status(grpc::StatusCode::ABORTED, e.msg));
-          }
-        });
-        if (absl::Status s = agent->supervisor().Reload(); !s.ok()) {
+        // The stream follows this rollout only; it ends with it.
+        if (absl::Status s = agent->Reload(std::make_shared<ReloadStream>(out));
+            !s.ok()) {
           out->Close(ToGrpcStatus(s));
         }
-        return id;
+        return 0;
       });
 }
 
@@ -351,7 +282,6 @@ grpc::ServerWriteReactor<corral::v1::LogLine>* AgentService::StreamLogs(
       kMaxQueuedLines, grpc::Status::OK,
       [agent, slot, tail,
        follow](std::shared_ptr<StreamOutbox<corral::v1::LogLine>> out) {
-        const Supervisor& s = agent->supervisor();
         if (tail < 0) {
           out->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                   absl::StrFormat("tail is %d: give a number "
@@ -359,9 +289,11 @@ grpc::ServerWriteReactor<corral::v1::LogLine>* AgentService::StreamLogs(
                                                   tail)));
           return 0;
         }
-        if (slot && (*slot < 0 || *slot >= s.target_workers())) {
-          out->Close(ToGrpcStatus(NoSuchWorker(s, *slot)));
-          return 0;
+        if (slot) {
+          if (absl::Status s = agent->CheckWorker(*slot); !s.ok()) {
+            out->Close(ToGrpcStatus(s));
+            return 0;
+          }
         }
         // Tail and subscription in one loop turn: no line lost or doubled.
         for (const LogRecord& r :

@@ -2,8 +2,9 @@
 //
 // Handlers run on gRPC's threads and never touch agent state there: each one
 // posts its work to the loop (AgentControl::Post) and the call is finished
-// from the loop's answer, or from loop-thread observers for calls that wait
-// for events (Reload, RestartWorker, WatchEvents, StreamLogs). Every waiting
+// from the loop's typed answer, from the rollout's callbacks (Reload,
+// RestartWorker) or from loop-thread observers (WatchEvents, StreamLogs).
+// Agent errors are passed on as they are (ToGrpcStatus). Every waiting
 // call is registered in PendingCalls so it is still finished, UNAVAILABLE,
 // when the agent stops before answering. Thread-safe.
 #ifndef CORRAL_AGENT_RPC_AGENT_SERVICE_H_

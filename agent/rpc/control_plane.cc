@@ -7,7 +7,6 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_posix.h>
-#include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -22,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "agent/http/http_server.h"
+#include "agent/os/self.h"
 #include "agent/rpc/agent_service.h"
 #include "agent/rpc/control_socket.h"
 #include "agent/rpc/deny_service.h"
@@ -95,16 +95,16 @@ std::string HostPort(const std::string& host, int port) {
 
 class ControlPlane::Parts {
  public:
-  Parts(AgentControl* agent, EventSink* log)
+  Parts(AgentControl* agent, const Options& options, EventSink* log)
       : agent_(agent),
         log_(log),
-        options_(agent->options()),
-        agent_service_(agent, &pending_, std::chrono::steady_clock::now()),
+        options_(options),
+        agent_service_(agent, &pending_, agent->clock().Now()),
         health_service_(&health_, &pending_),
         deny_service_(absl::StrFormat(
             "the control socket only answers root and uid %d (the agent's "
             "user); run corralctl as one of them",
-            geteuid())),
+            EffectiveUid())),
         publisher_(agent, &health_, &io_) {}
 
   absl::Status Open();
@@ -310,8 +310,8 @@ void ControlPlane::Parts::Stop() {
 // -------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(
-    AgentControl* agent, EventSink* log) {
-  auto parts = std::make_unique<Parts>(agent, log);
+    AgentControl* agent, const Options& options, EventSink* log) {
+  auto parts = std::make_unique<Parts>(agent, options, log);
   if (absl::Status s = parts->Open(); !s.ok()) {
     parts->Stop();
     return s;

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/core/control.h"
+#include "agent/options.h"
 #include "agent/supervisor/event.h"
 
 namespace corral::agent {
@@ -29,10 +30,10 @@ class ControlPlane {
   // Opens what the agent's options ask for and starts serving. Fails (the
   // agent should exit 1) when an explicitly configured listener cannot be
   // opened; the default control socket only warns through `log`, so a
-  // read-only /run does not stop the agent. `agent` and `log` must outlive
-  // the plane; `log` is used on this thread only.
+  // read-only /run does not stop the agent. `agent`, `options` and `log`
+  // must outlive the plane; `log` is used on this thread only.
   static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(
-      AgentControl* agent, EventSink* log);
+      AgentControl* agent, const Options& options, EventSink* log);
   ControlPlane(const ControlPlane&) = delete;
   ControlPlane& operator=(const ControlPlane&) = delete;
   ~ControlPlane();

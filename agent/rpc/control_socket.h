@@ -7,10 +7,8 @@
 // connections go to `allow`, others to `deny`, as connected fds
 // (non-blocking, close-on-exec) whose ownership passes with them. The file
 // mode keeps other users out already; the credential check holds even if
-// the file's mode or directory is loosened.
-//
-// The syscalls live here rather than in agent/os because the control plane
-// owns this file; the logic is small enough to read in one sitting.
+// the file's mode or directory is loosened. The kernel calls themselves are
+// agent/os/sockets.h's (one stale-file rule for every listener).
 #ifndef CORRAL_AGENT_RPC_CONTROL_SOCKET_H_
 #define CORRAL_AGENT_RPC_CONTROL_SOCKET_H_
 
@@ -35,6 +33,7 @@ class ControlSocket {
   // that nobody listens on, binds, makes the file 0600, then listens (so no
   // one can connect while the mode is still the umask's). Fails when another
   // process serves `path`, or `path` is something other than a socket.
+  // Errors name --control-socket.
   static absl::StatusOr<std::unique_ptr<ControlSocket>> Open(
       const std::string& path, boost::asio::io_context* io);
   ControlSocket(const ControlSocket&) = delete;

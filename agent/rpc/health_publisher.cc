@@ -1,23 +1,17 @@
 #include "agent/rpc/health_publisher.h"
 
 namespace corral::agent {
-namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 HealthPublisher::HealthPublisher(AgentControl* agent, HealthState* state,
                                  boost::asio::io_context* io)
-    // options() is constant after construction; main() still owns the loop.
-    : agent_(agent),
-      state_(state),
-      min_ready_(agent->options().min_ready),
-      timer_(*io) {}
+    : agent_(agent), state_(state), timer_(*io) {}
+
+int64_t HealthPublisher::NowNs() const {
+  // clock() may be read from any thread.
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             agent_->clock().Now().time_since_epoch())
+      .count();
+}
 
 void HealthPublisher::Start() {
   agent_->Post([this] {
@@ -38,7 +32,7 @@ void HealthPublisher::Stop() {
 void HealthPublisher::Publish() {
   last_answer_ns_.store(NowNs(), std::memory_order_relaxed);
   state_->SetLive(true);
-  state_->SetReady(agent_->supervisor().Ready(min_ready_));
+  state_->SetReady(agent_->Ready());
 }
 
 void HealthPublisher::Tick() {

@@ -1,6 +1,6 @@
 // Keeps HealthState true to the agent.
 //
-//   readiness  the supervisor's Ready(--min-ready): recomputed on the loop
+//   readiness  the agent's Ready() (--min-ready): recomputed on the loop
 //              after every agent event (so Drain and SIGTERM flip it in the
 //              same loop turn that starts them) and on every heartbeat.
 //   liveness   the loop answers: a heartbeat is posted to the loop every
@@ -45,13 +45,15 @@ class HealthPublisher {
   // io thread.
   void Tick();
 
+  // Nanoseconds on the agent's monotonic clock.
+  int64_t NowNs() const;
+
   // Constant after construction.
   AgentControl* const agent_;
   HealthState* const state_;
-  const int min_ready_;
   boost::asio::steady_timer timer_;
 
-  // When the loop last ran a heartbeat (steady clock, ns); 0 = never.
+  // When the loop last ran a heartbeat (the agent's clock, ns); 0 = never.
   std::atomic<int64_t> last_answer_ns_{0};
   int observer_ = 0;  // loop thread
 };

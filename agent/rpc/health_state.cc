@@ -5,32 +5,32 @@
 namespace corral::agent {
 
 void HealthState::SetLive(bool live) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!shut_down_) SetLocked(kLivenessService, live);
 }
 
 void HealthState::SetReady(bool ready) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (shut_down_) return;
   SetLocked(kReadinessService, ready);
   SetLocked("", ready);
 }
 
 void HealthState::Shutdown() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto& [service, serving] : serving_) SetLocked(service, false);
   shut_down_ = true;
 }
 
 std::optional<bool> HealthState::Get(const std::string& service) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = serving_.find(service);
   if (it == serving_.end()) return std::nullopt;
   return it->second;
 }
 
 int HealthState::Watch(const std::string& service, Watcher watcher) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = serving_.find(service);
   watcher(it == serving_.end() ? std::nullopt : std::optional(it->second));
   const int id = next_id_++;
@@ -39,7 +39,7 @@ int HealthState::Watch(const std::string& service, Watcher watcher) {
 }
 
 void HealthState::Unwatch(int id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   watchers_.erase(id);
 }
 

@@ -9,9 +9,11 @@
 
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace corral::agent {
 
@@ -44,14 +46,15 @@ class HealthState {
   void Unwatch(int id);
 
  private:
-  void SetLocked(const std::string& service, bool serving);
+  void SetLocked(const std::string& service, bool serving)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
-  bool shut_down_ = false;
-  std::map<std::string, bool> serving_ = {
+  mutable absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, bool> serving_ ABSL_GUARDED_BY(mu_) = {
       {kLivenessService, false}, {kReadinessService, false}, {"", false}};
-  int next_id_ = 1;
-  std::map<int, std::pair<std::string, Watcher>> watchers_;
+  int next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<int, std::pair<std::string, Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace corral::agent

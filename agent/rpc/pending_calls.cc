@@ -5,7 +5,7 @@
 namespace corral::agent {
 
 uint64_t PendingCalls::Add(std::function<void()> abandon) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (closed_) return 0;
   const uint64_t id = next_id_++;
   calls_.emplace(id, std::move(abandon));
@@ -13,14 +13,14 @@ uint64_t PendingCalls::Add(std::function<void()> abandon) {
 }
 
 bool PendingCalls::Take(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return calls_.erase(id) == 1;
 }
 
 void PendingCalls::AbandonAll() {
   std::map<uint64_t, std::function<void()>> calls;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     closed_ = true;
     calls.swap(calls_);
   }

@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace corral::agent {
 
@@ -34,10 +36,10 @@ class PendingCalls {
   void AbandonAll();
 
  private:
-  std::mutex mu_;
-  bool closed_ = false;
-  uint64_t next_id_ = 1;
-  std::map<uint64_t, std::function<void()>> calls_;
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, std::function<void()>> calls_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace corral::agent

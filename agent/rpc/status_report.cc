@@ -1,7 +1,5 @@
 #include "agent/rpc/status_report.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <string>
 
@@ -16,41 +14,50 @@ using google::protobuf::util::TimeUtil;
 #define CORRAL_VERSION "dev"
 #endif
 
-// A point on the monotonic clock as wall-clock time: now minus its age.
-google::protobuf::Timestamp ToWallTime(TimePoint at) {
-  const auto age = std::chrono::steady_clock::now() - at;
-  const auto wall = std::chrono::system_clock::now() - age;
+google::protobuf::Timestamp WallTimestamp(
+    std::chrono::system_clock::time_point wall) {
   return TimeUtil::NanosecondsToTimestamp(
       std::chrono::duration_cast<std::chrono::nanoseconds>(
           wall.time_since_epoch())
           .count());
 }
 
-corral::v1::AgentState AgentStateOf(const Supervisor& s) {
-  if (s.shutting_down()) return corral::v1::AGENT_STATE_STOPPING;
-  if (s.draining()) return corral::v1::AGENT_STATE_DRAINING;
+// A point on the monotonic clock as wall-clock time: the wall clock now
+// minus its age at `now` (the monotonic clock's now).
+google::protobuf::Timestamp ToWallTime(TimePoint at, TimePoint now) {
+  return WallTimestamp(std::chrono::system_clock::now() - (now - at));
+}
+
+corral::v1::AgentState AgentStateToProto(AgentMode mode) {
+  switch (mode) {
+    case AgentMode::kStopping:
+      return corral::v1::AGENT_STATE_STOPPING;
+    case AgentMode::kDraining:
+      return corral::v1::AGENT_STATE_DRAINING;
+    case AgentMode::kRunning:
+      break;
+  }
   return corral::v1::AGENT_STATE_RUNNING;
 }
 
-void FillWorker(const AgentControl& agent, const WorkerView& w,
+void FillWorker(const WorkerStatus& ws, TimePoint now,
                 corral::v1::Worker* out) {
+  const WorkerView& w = ws.view;
   out->set_slot(w.slot);
   out->set_generation(w.generation);
   out->set_pid(w.pid);
   out->set_state(WorkerStateToProto(w.state));
   if (w.started_at && w.pid != 0) {
-    *out->mutable_started_at() = ToWallTime(*w.started_at);
+    *out->mutable_started_at() = ToWallTime(*w.started_at, now);
   }
-  if (w.ready_at) *out->mutable_ready_since() = ToWallTime(*w.ready_at);
+  if (w.ready_at) *out->mutable_ready_since() = ToWallTime(*w.ready_at, now);
   out->set_restarts(w.restarts);
   out->set_last_exit(w.last_exit);
   out->set_status(w.status);
-  if (w.pid == 0) return;
-  if (std::optional<WorkerUsage> u = agent.Usage(w.pid)) {
-    out->set_cpu_percent(u->cpu_percent);
-    out->set_cpu_seconds(u->cpu_seconds);
-    out->set_rss_bytes(u->rss_bytes);
-  }
+  if (w.pid == 0 || !ws.usage) return;
+  out->set_cpu_percent(ws.usage->cpu_percent);
+  out->set_cpu_seconds(ws.usage->cpu_seconds);
+  out->set_rss_bytes(ws.usage->rss_bytes);
 }
 
 void FillSizing(const SizingState& s, corral::v1::Sizing* out) {
@@ -134,28 +141,25 @@ corral::v1::WorkerState WorkerStateToProto(WorkerState state) {
   return corral::v1::WORKER_STATE_UNSPECIFIED;
 }
 
-void FillStatus(AgentControl& agent, TimePoint started,
+void FillStatus(const AgentStatus& status, TimePoint started, TimePoint now,
                 corral::v1::GetStatusResponse* out) {
-  const Supervisor& s = agent.supervisor();
-  const Options& options = agent.options();
-  out->set_state(AgentStateOf(s));
-  out->set_reloading(s.reloading());
-  out->set_pid(getpid());
-  out->set_pid1(getpid() == 1);
+  out->set_state(AgentStateToProto(status.mode));
+  out->set_reloading(status.reloading);
+  out->set_pid(status.pid);
+  out->set_pid1(status.pid == 1);
   *out->mutable_uptime() = TimeUtil::NanosecondsToDuration(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::steady_clock::now() - started)
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now - started)
           .count());
   out->set_version(CORRAL_VERSION);
-  out->set_ready(s.Ready(options.min_ready));
-  out->set_ready_workers(s.ReadyCount());
-  out->set_min_ready(options.min_ready);
-  out->set_target_workers(s.target_workers());
-  out->set_auto_workers(agent.sizing().auto_mode);
-  FillSizing(agent.sizing(), out->mutable_sizing());
-  FillMemory(agent.sizing(), out->mutable_memory());
+  out->set_ready(status.ready);
+  out->set_ready_workers(status.ready_workers);
+  out->set_min_ready(status.min_ready);
+  out->set_target_workers(status.target_workers);
+  out->set_auto_workers(status.auto_workers);
+  FillSizing(status.sizing, out->mutable_sizing());
+  FillMemory(status.sizing, out->mutable_memory());
 
-  const AgentCounters c = agent.counters();
+  const AgentCounters& c = status.counters;
   corral::v1::Counters* counters = out->mutable_counters();
   counters->set_orphans_reaped(c.orphans_reaped);
   counters->set_notify_rejected(c.notify_rejected);
@@ -163,19 +167,21 @@ void FillStatus(AgentControl& agent, TimePoint started,
   counters->set_memory_replacements(c.memory_replacements);
   uint64_t restarts = 0;
   int last_slot = -1;
-  for (const WorkerView& w : s.Workers()) {
-    FillWorker(agent, w, out->add_workers());
+  for (const WorkerStatus& w : status.workers) {
+    FillWorker(w, now, out->add_workers());
     // During a reload a slot is listed twice; count its restarts once.
-    if (w.slot != last_slot) restarts += static_cast<uint64_t>(w.restarts);
-    last_slot = w.slot;
+    if (w.view.slot != last_slot) {
+      restarts += static_cast<uint64_t>(w.view.restarts);
+    }
+    last_slot = w.view.slot;
   }
   counters->set_worker_restarts(restarts);
-  for (const std::string& arg : options.command) out->add_command(arg);
+  for (const std::string& arg : status.command) out->add_command(arg);
 }
 
 corral::v1::Event EventToProto(const Event& event) {
   corral::v1::Event out;
-  *out.mutable_time() = ToWallTime(std::chrono::steady_clock::now());
+  *out.mutable_time() = WallTimestamp(std::chrono::system_clock::now());
   out.set_level(LevelName(event.level));
   out.set_name(event.name);
   out.set_message(event.msg);

@@ -1,5 +1,5 @@
-// The agent's state as corral.v1 messages. Every function here reads
-// AgentControl and so runs on the loop thread only.
+// The agent's state as corral.v1 messages: pure conversions of the values
+// AgentControl hands out, callable on any thread.
 #ifndef CORRAL_AGENT_RPC_STATUS_REPORT_H_
 #define CORRAL_AGENT_RPC_STATUS_REPORT_H_
 
@@ -10,11 +10,12 @@
 namespace corral::agent {
 
 // Fills `out` with the agent and every worker. `started` is when the control
-// plane started (the agent's uptime).
-void FillStatus(AgentControl& agent, TimePoint started,
+// plane started (the agent's uptime), `now` the agent clock's time.
+void FillStatus(const AgentStatus& status, TimePoint started, TimePoint now,
                 corral::v1::GetStatusResponse* out);
 
-// An agent event as the WatchEvents stream sends it, stamped now.
+// An agent event as the WatchEvents stream sends it, stamped with the wall
+// clock now.
 corral::v1::Event EventToProto(const Event& event);
 
 // A line of worker output as StreamLogs sends it.

@@ -22,9 +22,11 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace corral::agent {
 
@@ -37,7 +39,7 @@ class StreamOutbox {
 
   // Queues `msg` to be written. Ignored once done().
   void Push(Msg msg) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (finished_ || cancelled_ || closing_) return;
     if (queue_.size() >= max_queued_) {
       queue_.pop_front();
@@ -50,7 +52,7 @@ class StreamOutbox {
   // Ends the stream with `status` once the queued messages are written.
   // The first call wins.
   void Close(grpc::Status status) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (finished_ || closing_) return;
     closing_ = std::move(status);
     PumpLocked();
@@ -59,7 +61,7 @@ class StreamOutbox {
   // Sends the response headers now unless a message already carried them:
   // tells the client the stream is set up (e.g. a watch is in place).
   void SendHeaders() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (headers_sent_ || finished_ || cancelled_ || reactor_ == nullptr) {
       return;
     }
@@ -69,30 +71,30 @@ class StreamOutbox {
 
   // True once closed or the client went away: nothing more will be sent.
   bool done() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return finished_ || cancelled_ || closing_.has_value();
   }
 
   // --- for StreamReactor (gRPC threads) ----------------------------------
   void Attach(grpc::ServerWriteReactor<Msg>* reactor) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     reactor_ = reactor;
   }
   void OnWriteDone(bool ok) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) cancelled_ = true;  // the stream is broken: no more writes
     PumpLocked();
   }
   void OnCancel() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     cancelled_ = true;
     queue_.clear();
     PumpLocked();
   }
   // OnDone: the reactor is about to be deleted.
   void Detach() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     reactor_ = nullptr;
     finished_ = true;
   }
@@ -102,7 +104,7 @@ class StreamOutbox {
   // write at a time; Finish only when no write is in flight. (gRPC never
   // runs a reaction inline from StartWrite/Finish, so holding mu_ is safe;
   // grpc's own health service does the same.)
-  void PumpLocked() {
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_ || reactor_ == nullptr) return;
     if (cancelled_) {
       return FinishLocked(
@@ -123,7 +125,7 @@ class StreamOutbox {
     if (closing_) FinishLocked(*closing_);
   }
 
-  void FinishLocked(grpc::Status status) {
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     finished_ = true;
     // After Finish, OnDone may run at any moment on another thread; it
     // waits for mu_ in Detach, and nothing here touches reactor_ again.
@@ -131,16 +133,17 @@ class StreamOutbox {
   }
 
   const size_t max_queued_;
-  mutable std::mutex mu_;
-  grpc::ServerWriteReactor<Msg>* reactor_ = nullptr;
-  std::deque<Msg> queue_;
-  Msg in_flight_;  // must live until OnWriteDone
-  bool writing_ = false;
-  bool headers_sent_ = false;
-  std::optional<grpc::Status> closing_;
-  bool cancelled_ = false;
-  bool finished_ = false;
-  uint64_t dropped_ = 0;
+  mutable absl::Mutex mu_;
+  grpc::ServerWriteReactor<Msg>* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::deque<Msg> queue_ ABSL_GUARDED_BY(mu_);
+  // Must live until OnWriteDone; gRPC reads it outside the lock meanwhile.
+  Msg in_flight_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool headers_sent_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> closing_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // The gRPC side of a StreamOutbox. Create with `new`; gRPC owns it and it

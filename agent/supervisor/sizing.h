@@ -2,9 +2,10 @@
 // may use, from what the kernel says the container may use.
 //
 // Pure logic: no syscalls, no file reads. The inputs come from a CgroupReader
-// (agent/os/cgroup_reader.h) and are plain values, so tests build them by hand
-// and the agent can log them or return them from GetStatus as they are.
-// Every function here is thread-compatible (no shared state).
+// (below; the real one is agent/os/cgroup_reader.h) and are plain values, so
+// tests build them by hand and the agent can log them or return them from
+// GetStatus as they are. Every function here is thread-compatible (no shared
+// state).
 
 #ifndef CORRAL_AGENT_SUPERVISOR_SIZING_H_
 #define CORRAL_AGENT_SUPERVISOR_SIZING_H_
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace corral::agent {
 
@@ -88,6 +90,20 @@ struct SizingInputs {
   std::vector<std::string> notes;
 
   bool operator==(const SizingInputs&) const = default;
+};
+
+// Reads the current SizingInputs. The agent calls Read() once at start and
+// then once a second from its loop thread; each call reads afresh (limits
+// change under a Kubernetes in-place resize, and the process may be moved to
+// another cgroup).
+class CgroupReader {
+ public:
+  virtual ~CgroupReader() = default;
+
+  // Fails only when the affinity cannot be read or a file the kernel writes
+  // is malformed (the message names the file and its content). Missing limit
+  // files mean "no limit at that level"; unreadable ones become a note.
+  virtual absl::StatusOr<SizingInputs> Read() = 0;
 };
 
 // --cpu-rounding: what to do with a fractional CPU quota such as 1.5.
@@ -174,6 +190,14 @@ struct MemoryBudget {
 MemoryBudget DecideMemoryBudget(const SizingInputs& inputs, int workers,
                                 const WorkerMemoryBound& bound,
                                 const MemoryHeadroom& headroom = {});
+
+// The sizing inputs last read and what they decided.
+struct SizingState {
+  bool auto_mode = true;  // --workers=auto (or Scale to auto)
+  std::optional<SizingInputs> inputs;
+  std::optional<WorkerCount> decision;
+  std::optional<MemoryBudget> memory;
+};
 
 // "ceil" / "floor".
 std::string_view CpuRoundingName(CpuRounding rounding);

@@ -79,6 +79,14 @@ Event Supervisor::WorkerEvent(Level level, std::string name, std::string msg,
   return e;
 }
 
+RolloutStep Supervisor::Step(std::string message) const {
+  RolloutStep step;
+  step.reason = reload_->reason;
+  step.total = static_cast<int>(reload_->slots.size());
+  step.message = std::move(message);
+  return step;
+}
+
 // --- spawning and state changes ------------------------------------------
 
 void Supervisor::SpawnSlot(int slot, bool replacement) {
@@ -160,6 +168,13 @@ void Supervisor::MarkReady(Process& p) {
       .With("new_pid", int64_t{new_pid})
       .With("reason", reload_->reason);
   events_->Emit(e);
+  if (rollout_ != nullptr) {
+    RolloutStep step = Step(e.msg);
+    step.worker = slot;
+    step.old_pid = old_pid;
+    step.new_pid = new_pid;
+    rollout_->OnSlotDone(step);
+  }
   reload_->candidate.reset();
   reload_->index++;
   ReloadStep();
@@ -445,11 +460,10 @@ absl::Status Supervisor::Reload() {
   reload_ = ReloadState{};
   reload_->reason = "reload";
   for (int slot = 0; slot < target_; ++slot) reload_->slots.push_back(slot);
-  events_->Emit(
-      Event{Level::kInfo,
-            "reload_started",
-            absl::StrFormat("rolling reload of %d worker(s)", target_),
-            {}});
+  const std::string msg =
+      absl::StrFormat("rolling reload of %d worker(s)", target_);
+  events_->Emit(Event{Level::kInfo, "reload_started", msg, {}});
+  if (rollout_ != nullptr) rollout_->OnStarted(Step(msg));
   ReloadStep();
   return absl::OkStatus();
 }
@@ -469,6 +483,10 @@ absl::Status Supervisor::Replace(int slot, const std::string& reason) {
   reload_ = ReloadState{};
   reload_->reason = reason;
   reload_->slots = {slot};
+  if (rollout_ != nullptr) {
+    // No event: the replacement's own events tell the story.
+    rollout_->OnStarted(Step(absl::StrFormat("%s of worker %d", reason, slot)));
+  }
   ReloadStep();
   return absl::OkStatus();
 }
@@ -486,18 +504,18 @@ void Supervisor::ReloadStep() {
     return;  // wait for the candidate's READY (or failure)
   }
   if (!reload_) return;
-  const std::string reason = reload_->reason;
+  const RolloutStep step = Step(absl::StrCat(reload_->reason, " finished"));
   reload_.reset();
-  events_->Emit(Event{
-      Level::kInfo,
-      "reload_finished",
-      absl::StrCat(reason, " finished"),
-      {}}.With("reason", reason));
+  events_->Emit(Event{Level::kInfo, "reload_finished", step.message, {}}.With(
+      "reason", step.reason));
+  if (rollout_ != nullptr) rollout_->OnFinished(step);
 }
 
 void Supervisor::ReloadAbort(const std::string& reason) {
   if (!reload_) return;
   const int slot = reload_->slot();
+  RolloutStep step = Step("");
+  step.worker = slot;
   if (reload_->candidate) {
     if (Process* c = Find(*reload_->candidate)) {
       c->replacement = false;
@@ -513,6 +531,8 @@ void Supervisor::ReloadAbort(const std::string& reason) {
           {}};
   e.With("worker", int64_t{slot}).With("reason", reason);
   events_->Emit(e);
+  step.message = e.msg;
+  if (rollout_ != nullptr) rollout_->OnAborted(step);
 }
 
 // --- scale, drain, resume, signals ---------------------------------------

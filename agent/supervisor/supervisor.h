@@ -23,6 +23,7 @@
 #include "agent/supervisor/notify_message.h"
 #include "agent/supervisor/process_control.h"
 #include "agent/supervisor/restart_policy.h"
+#include "agent/supervisor/rollout.h"
 #include "agent/supervisor/worker.h"
 
 namespace corral::agent {
@@ -62,6 +63,9 @@ class Supervisor {
 
   // Spawns the initial workers.
   void Start();
+  // Receives the progress of every rollout from now on (nullptr: none).
+  // Must outlive the supervisor or be reset.
+  void SetRolloutObserver(RolloutObserver* observer) { rollout_ = observer; }
 
   // --- inputs ------------------------------------------------------------
   // A reaped child. Returns false when `pid` was not a worker (an adopted
@@ -158,6 +162,8 @@ class Supervisor {
   Process* Current(int slot);  // the slot's own, non-retiring process
   Event WorkerEvent(Level level, std::string name, std::string msg,
                     const Process& p) const;
+  // The rollout in progress as a step, with `message`.
+  RolloutStep Step(std::string message) const;
 
   void SpawnSlot(int slot, bool replacement);
   void MarkReady(Process& p);
@@ -182,6 +188,7 @@ class Supervisor {
   ProcessControl* const processes_;
   EventSink* const events_;
   const std::function<double()> unit_random_;
+  RolloutObserver* rollout_ = nullptr;
 
   int target_ = 0;
   std::map<int, Slot> slots_;

@@ -1,6 +1,8 @@
 // corral.v1.Agent's streaming calls (Reload, WatchEvents, StreamLogs) and
 // health Watch, against a real corral-agent: progress, errors, clients that
-// go away mid-stream, and streams that end when the agent stops.
+// go away mid-stream, and streams that end when the agent stops. Every call
+// has a deadline (AgentProcess::Context): a stream the agent never ends
+// fails the test with DEADLINE_EXCEEDED instead of hanging its read loop.
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -124,11 +126,11 @@ TEST_F(AgentStreamTest, SecondReloadWhileOneRunsIsRefused) {
 // ----------------------------------------------------------------
 
 TEST_F(AgentStreamTest, WatchEventsSendsEventsWithTheirFields) {
-  grpc::ClientContext context;
+  auto context = AgentProcess::Context();
   corral::v1::WatchEventsRequest request;
   request.add_names("worker_spawned");
   request.add_names("scaled");
-  auto reader = agent_->agent().WatchEvents(&context, request);
+  auto reader = agent_->agent().WatchEvents(context.get(), request);
   // The headers come once the watch is in place.
   reader->WaitForInitialMetadata();
   corral::v1::ScaleRequest scale;
@@ -147,19 +149,19 @@ TEST_F(AgentStreamTest, WatchEventsSendsEventsWithTheirFields) {
   EXPECT_GT(e.fields().fields().at("pid").number_value(), 0);
   EXPECT_TRUE(e.has_time());
   EXPECT_THAT(e.message(), HasSubstr("worker 2"));
-  context.TryCancel();
+  context->TryCancel();
   while (reader->Read(&e)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
 TEST_F(AgentStreamTest, StreamsEndWhenTheAgentStops) {
-  grpc::ClientContext events_context;
-  auto events = agent_->agent().WatchEvents(&events_context, {});
-  grpc::ClientContext logs_context;
+  auto events_context = AgentProcess::Context();
+  auto events = agent_->agent().WatchEvents(events_context.get(), {});
+  auto logs_context = AgentProcess::Context();
   corral::v1::StreamLogsRequest follow;
   follow.set_follow(true);
-  auto logs = agent_->agent().StreamLogs(&logs_context, follow);
+  auto logs = agent_->agent().StreamLogs(logs_context.get(), follow);
   events->WaitForInitialMetadata();
   logs->WaitForInitialMetadata();
   agent_->Signal(SIGTERM);
@@ -219,12 +221,12 @@ TEST_F(AgentStreamTest, StreamLogsErrors) {
 }
 
 TEST_F(AgentStreamTest, StreamLogsFollowsNewLines) {
-  grpc::ClientContext context;
+  auto context = AgentProcess::Context();
   corral::v1::StreamLogsRequest request;
   request.set_worker(0);
   request.set_tail(10);
   request.set_follow(true);
-  auto reader = agent_->agent().StreamLogs(&context, request);
+  auto reader = agent_->agent().StreamLogs(context.get(), request);
   corral::v1::LogLine line;
   ASSERT_TRUE(reader->Read(&line));  // the tail: its start line
   EXPECT_THAT(line.text(), HasSubstr("worker 0 gen 1"));
@@ -241,7 +243,7 @@ TEST_F(AgentStreamTest, StreamLogsFollowsNewLines) {
     seen = line.text() == "worker 0 got USR1";
   }
   EXPECT_TRUE(seen);
-  context.TryCancel();
+  context->TryCancel();
   while (reader->Read(&line)) {
   }
 }
@@ -251,18 +253,18 @@ TEST_F(AgentStreamTest, StreamLogsFollowsNewLines) {
 
 TEST_F(AgentStreamTest, ClientsThatGoAwayMidStreamLeaveTheAgentWell) {
   for (int i = 0; i < 30; ++i) {
-    grpc::ClientContext events_context;
-    auto events = agent_->agent().WatchEvents(&events_context, {});
-    grpc::ClientContext logs_context;
+    auto events_context = AgentProcess::Context();
+    auto events = agent_->agent().WatchEvents(events_context.get(), {});
+    auto logs_context = AgentProcess::Context();
     corral::v1::StreamLogsRequest follow;
     follow.set_follow(true);
     follow.set_tail(5);
-    auto logs = agent_->agent().StreamLogs(&logs_context, follow);
+    auto logs = agent_->agent().StreamLogs(logs_context.get(), follow);
     corral::v1::LogLine line;
     ASSERT_TRUE(logs->Read(&line));
     // Gone without a word: cancelled, then the stubs destroyed.
-    events_context.TryCancel();
-    logs_context.TryCancel();
+    events_context->TryCancel();
+    logs_context->TryCancel();
   }
   // Whole client processes killed mid-stream.
   for (int i = 0; i < 3; ++i) {
@@ -284,10 +286,10 @@ TEST_F(AgentStreamTest, ClientsThatGoAwayMidStreamLeaveTheAgentWell) {
   }
   // Observers of the dead streams are gone and the loop is fine: events
   // and logs still flow to a new stream, and calls still answer.
-  grpc::ClientContext context;
+  auto context = AgentProcess::Context();
   corral::v1::StreamLogsRequest follow;
   follow.set_follow(true);
-  auto logs = agent_->agent().StreamLogs(&context, follow);
+  auto logs = agent_->agent().StreamLogs(context.get(), follow);
   corral::v1::SignalWorkerRequest usr1;
   usr1.set_worker(1);
   usr1.set_signal("USR1");
@@ -298,7 +300,7 @@ TEST_F(AgentStreamTest, ClientsThatGoAwayMidStreamLeaveTheAgentWell) {
   bool seen = false;
   while (!seen && logs->Read(&line)) seen = line.text() == "worker 1 got USR1";
   EXPECT_TRUE(seen);
-  context.TryCancel();
+  context->TryCancel();
   EXPECT_TRUE(agent_->WaitReady(2));
 }
 
@@ -307,10 +309,10 @@ TEST_F(AgentStreamTest, ClientsThatGoAwayMidStreamLeaveTheAgentWell) {
 
 TEST_F(AgentStreamTest, HealthWatchSendsChanges) {
   using grpc::health::v1::HealthCheckResponse;
-  grpc::ClientContext context;
+  auto context = AgentProcess::Context();
   grpc::health::v1::HealthCheckRequest request;
   request.set_service("readiness");
-  auto reader = agent_->health().Watch(&context, request);
+  auto reader = agent_->health().Watch(context.get(), request);
   HealthCheckResponse r;
   ASSERT_TRUE(reader->Read(&r));
   EXPECT_EQ(r.status(), HealthCheckResponse::SERVING);
@@ -318,13 +320,13 @@ TEST_F(AgentStreamTest, HealthWatchSendsChanges) {
   ASSERT_TRUE(reader->Read(&r));
   EXPECT_EQ(r.status(), HealthCheckResponse::NOT_SERVING);
   // An unknown service is not an error for Watch: SERVICE_UNKNOWN, open.
-  grpc::ClientContext unknown_context;
+  auto unknown_context = AgentProcess::Context();
   request.set_service("nope");
-  auto unknown = agent_->health().Watch(&unknown_context, request);
+  auto unknown = agent_->health().Watch(unknown_context.get(), request);
   ASSERT_TRUE(unknown->Read(&r));
   EXPECT_EQ(r.status(), HealthCheckResponse::SERVICE_UNKNOWN);
-  unknown_context.TryCancel();
-  context.TryCancel();
+  unknown_context->TryCancel();
+  context->TryCancel();
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 #include "agent/core/control.h"
 #include "agent/http/metrics.h"
+#include "agent/os/steady_clock.h"
 #include "agent/rpc/health_publisher.h"
 #include "agent/rpc/health_state.h"
 #include "agent/rpc/pending_calls.h"
@@ -26,7 +27,7 @@ using ::testing::HasSubstr;
 
 // An AgentControl whose "loop" is the test thread: Post() only queues, and
 // RunPosted() runs what is queued. Events of its real Supervisor (on fakes)
-// reach the observers.
+// reach the observers. Only what the health publisher uses is answered.
 class FakeAgent : public AgentControl, public EventSink {
  public:
   FakeAgent()
@@ -47,6 +48,8 @@ class FakeAgent : public AgentControl, public EventSink {
     }
     for (auto& fn : ready) fn();
   }
+  Supervisor& supervisor() { return supervisor_; }
+  size_t observers() const { return observers_.size(); }
 
   // EventSink
   void Emit(const Event& e) override {
@@ -58,17 +61,30 @@ class FakeAgent : public AgentControl, public EventSink {
     std::lock_guard<std::mutex> lock(mu_);
     posted_.push_back(std::move(fn));
   }
-  Supervisor& supervisor() override { return supervisor_; }
-  const Options& options() const override { return options_; }
-  AgentCounters counters() const override { return {}; }
-  std::optional<WorkerUsage> Usage(pid_t) const override {
-    return std::nullopt;
-  }
-  const SizingState& sizing() const override { return sizing_; }
-  absl::Status ScaleTo(std::optional<int>) override { return absl::OkStatus(); }
-  absl::Status RestartWorker(int) override { return absl::OkStatus(); }
+  // Real time: the liveness timeout runs on the real io thread.
+  const Clock& clock() const override { return steady_; }
+  AgentStatus Status() const override { return {}; }
+  bool Ready() const override { return supervisor_.Ready(1); }
+  bool stopping() const override { return false; }
+  absl::Status CheckWorker(int) const override { return Unused(); }
   std::vector<LogRecord> TailLogs(std::optional<int>, size_t) const override {
     return {};
+  }
+  absl::StatusOr<ScaleResult> Scale(std::optional<int>) override {
+    return Unused();
+  }
+  absl::StatusOr<DrainResult> Drain() override { return Unused(); }
+  absl::Status Resume() override { return Unused(); }
+  void Shutdown(bool) override {}
+  absl::StatusOr<SignalResult> SignalWorker(int, int) override {
+    return Unused();
+  }
+  absl::Status Reload(std::shared_ptr<RolloutObserver>) override {
+    return Unused();
+  }
+  absl::Status RestartWorker(
+      int, std::function<void(absl::StatusOr<RestartResult>)>) override {
+    return Unused();
   }
   int AddEventObserver(std::function<void(const Event&)> fn) override {
     observers_[next_] = std::move(fn);
@@ -78,16 +94,16 @@ class FakeAgent : public AgentControl, public EventSink {
     return next_++;
   }
   void RemoveObserver(int id) override { observers_.erase(id); }
-  bool stopping() const override { return false; }
-
-  size_t observers() const { return observers_.size(); }
 
  private:
+  static absl::Status Unused() {
+    return absl::UnimplementedError("not used by these tests");
+  }
+
+  SteadyClock steady_;
   FakeClock clock_;
   FakeProcesses processes_;
   Supervisor supervisor_;
-  Options options_;
-  SizingState sizing_;
   std::mutex mu_;
   std::deque<std::function<void()>> posted_;
   std::map<int, std::function<void(const Event&)>> observers_;

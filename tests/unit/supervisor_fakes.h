@@ -1,5 +1,6 @@
 // Test doubles for the supervisor: a clock advanced by hand, a process
-// table that records what the supervisor asked for, and an event recorder.
+// table that records what the supervisor asked for, an event recorder and
+// sizing inputs set by hand.
 #ifndef CORRAL_TESTS_UNIT_SUPERVISOR_FAKES_H_
 #define CORRAL_TESTS_UNIT_SUPERVISOR_FAKES_H_
 
@@ -16,6 +17,7 @@
 #include "agent/supervisor/event.h"
 #include "agent/supervisor/event_registry.h"
 #include "agent/supervisor/process_control.h"
+#include "agent/supervisor/sizing.h"
 
 namespace corral::agent {
 
@@ -100,6 +102,38 @@ class RecordingSink : public EventSink {
     return nullptr;
   }
   std::vector<Event> events;
+};
+
+// Returns `inputs` (or `error` when set) on every Read().
+class FakeCgroupReader : public CgroupReader {
+ public:
+  absl::StatusOr<SizingInputs> Read() override {
+    ++reads;
+    if (!error.ok()) return error;
+    return inputs;
+  }
+  // A CPU quota of `cpus` on an `affinity`-CPU machine (0 = no quota).
+  void SetCpus(int affinity, double cpus) {
+    inputs.layout = CgroupLayout::kV2;
+    inputs.affinity_cpus = affinity;
+    inputs.cpu_quotas.clear();
+    if (cpus > 0) {
+      inputs.cpu_quotas.push_back({CgroupVersion::kV2, "/pod",
+                                   static_cast<int64_t>(cpus * 100000),
+                                   100000});
+    }
+  }
+  // A memory limit of `bytes` (0 = none).
+  void SetMemory(int64_t bytes) {
+    inputs.memory_limits.clear();
+    if (bytes > 0) {
+      inputs.memory_limits.push_back({CgroupVersion::kV2, "/pod", bytes});
+    }
+  }
+
+  SizingInputs inputs;
+  absl::Status error;
+  int reads = 0;
 };
 
 }  // namespace corral::agent
