@@ -48,52 +48,80 @@ def one_request(port, path, timeout=10.0):
 
 
 class LoadGenerator:
-    """`threads` threads, each sending GETs in a loop, at most one every
-    `pace` seconds, recording every Result. paths(tid, i) is the path of a
-    thread's i-th request. keep_alive: one connection per thread, reused
-    while the server keeps it (a new one after it ends); otherwise a new
-    connection per request (Connection: close). one_connection: each thread
-    stops when its keep-alive connection ends (a response saying
-    Connection: close, or a failure), as a client draining with a server
-    would. It stops by itself after `max_seconds`, so a forgotten generator
-    cannot run on."""
+    """`threads` threads, each sending GETs in a loop, recording every
+    Result. paths(tid, i) is the path of a thread's i-th request. pace:
+    seconds a thread waits after each answer, or pace(tid) for a per-thread
+    pause. keep_alive: one connection per thread, reused while the server
+    keeps it (a new one after it ends); otherwise a new connection per
+    request (Connection: close). Threads never retry: a failed request is
+    recorded and the next one sent.
+
+    stop_routing() is a Service taking this endpoint out: from then on no
+    thread opens a new connection; each stops when its connection ends (an
+    answer saying Connection: close, or a failure). one_connection: so from
+    the start, as a client draining with a server would. mark() puts a
+    moment of the test on the timeline() that failures are reported
+    against. It stops by itself after `max_seconds`, so a forgotten
+    generator cannot run on."""
 
     def __init__(self, port, threads=4, paths=None, pace=0.005, timeout=10.0,
                  keep_alive=False, one_connection=False, max_seconds=300):
         self.port = port
         self.paths = paths or (lambda tid, i: f"/?t={tid}&i={i}")
-        self.pace = pace
+        self.pace = pace if callable(pace) else (lambda tid: pace)
         self.timeout = timeout
         self.keep_alive = keep_alive or one_connection
-        self.one_connection = one_connection
         self.max_seconds = max_seconds
         self.results = []
+        self.marks = []  # (monotonic time, label)
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._routing = threading.Event()
+        if not one_connection:
+            self._routing.set()
         self._threads = [threading.Thread(target=self._run, args=(t,), daemon=True)
                          for t in range(threads)]
 
     def start(self):
-        self._deadline = time.monotonic() + self.max_seconds
+        self.t_start = time.monotonic()
+        self._deadline = self.t_start + self.max_seconds
         for t in self._threads:
             t.start()
         return self
 
+    def stop_routing(self):
+        """No new connections from now on (see the class comment)."""
+        self._routing.clear()
+
+    def mark(self, label):
+        """Notes a moment of the test (a reload sent, SIGTERM) on the timeline."""
+        with self._lock:
+            self.marks.append((time.monotonic(), label))
+
+    def _ended(self, conn, i):
+        """True when the thread must stop: its connection has ended and no
+        new one may be opened (its first one always may)."""
+        return i > 0 and conn.sock is None and not self._routing.is_set()
+
     def _run(self, tid):
         conn = Connection(self.port, timeout=self.timeout)
         headers = {} if self.keep_alive else {"Connection": "close"}
+        pace = self.pace(tid)
         i = 0
         try:
-            while not self._stop.is_set() and time.monotonic() < self._deadline:
+            # Checked again right before a new connection: routing may have
+            # stopped during the pause.
+            while (not self._stop.is_set() and time.monotonic() < self._deadline
+                   and not self._ended(conn, i)):
                 r = send(conn, self.paths(tid, i), headers)._replace(tid=tid)
                 if not self.keep_alive:
                     conn.close()
                 with self._lock:
                     self.results.append(r)
                 i += 1
-                if self.one_connection and (r.kind not in (OK, NON_2XX) or r.closed):
+                if self._ended(conn, i):
                     return
-                self._stop.wait(self.pace)
+                self._stop.wait(pace)
         finally:
             conn.close()
 
@@ -128,6 +156,10 @@ class LoadGenerator:
         with self._lock:
             return sum(1 for r in self.results if r.kind == OK)
 
+    def count_failed(self):
+        with self._lock:
+            return sum(1 for r in self.results if r.kind != OK)
+
     def wait_ok(self, n, timeout=10):
         """Waits until at least n more requests than now have succeeded."""
         target = self.count_ok() + n
@@ -144,6 +176,21 @@ class LoadGenerator:
                     return ident
             return None
         return wait_for(seen, timeout, what)
+
+    def timeline(self, results, limit=20):
+        """The marks and the first `limit` failures of `results` in time
+        order, one a line, each at its offset from start():
+        '+3.402s thread 7 port 40112 reused eof_idle (0.001s): ...'."""
+        failures = sorted(self.failures(results), key=lambda r: r.t_start)
+        rows = [(t, f"--- {label}") for t, label in self.marks]
+        rows += [(r.t_start, f"thread {r.tid} port {r.local_port} "
+                             f"{'reused ' if r.reused else ''}{r.kind} "
+                             f"({r.t_end - r.t_start:.3f}s): {r.detail}")
+                 for r in failures[:limit]]
+        lines = [f"+{t - self.t_start:.3f}s {text}" for t, text in sorted(rows)]
+        if len(failures) > limit:
+            lines.append(f"(and {len(failures) - limit} more failures)")
+        return "\n".join(lines)
 
     @staticmethod
     def failures(results):

@@ -10,6 +10,7 @@ from pylib.http_client import (EOF_IDLE, EOF_MID_RESPONSE, EOF_NO_RESPONSE, NON_
                                REFUSED, RESET, TIMEOUT, Connection, RequestFailed)
 from pylib.load import LoadGenerator, one_request, send
 from pylib.testcase import TestCase
+from pylib.waiting import wait_for
 from pylib.workers import ClosedPort, listening_socket
 
 
@@ -30,13 +31,15 @@ def reset(conn):
 
 
 class Server:
-    """Accepts connections on a port of its own; `handle(conn)` serves each
-    one in a thread."""
+    """Accepts connections on a port of its own; `handle(conn)` serves them
+    one after the other in a thread (concurrent: a thread each)."""
 
-    def __init__(self, test, handle):
+    def __init__(self, test, handle, concurrent=False):
         self.sock = listening_socket(test)
         self.port = self.sock.getsockname()[1]
         self.handle = handle
+        self.concurrent = concurrent
+        self.accepted = 0
         self.done = threading.Event()  # set after each handle() returns
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -47,9 +50,28 @@ class Server:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                self.handle(conn)
-            self.done.set()
+            self.accepted += 1
+            if self.concurrent:
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            else:
+                self._serve(conn)
+
+    def _serve(self, conn):
+        with conn:
+            self.handle(conn)
+        self.done.set()
+
+
+def keep_answering(conn, close_when):
+    """Answers requests on conn until close_when(n answered so far) says
+    to end it with Connection: close (or the client leaves)."""
+    n = 0
+    while read_request(conn) is not None:
+        n += 1
+        if close_when(n):
+            answer(conn, extra=b"Connection: close\r\n")
+            return
+        answer(conn)
 
 
 def answer(conn, status=200, body=b"hello", extra=b""):
@@ -156,6 +178,70 @@ class Load(TestCase):
                          [(OK, False, False, 0), (OK, True, False, 0), (OK, True, True, 0)])
         self.assertEqual(load.count_ok_by_thread(), {0: 3})
         self.assertEqual(LoadGenerator.failures(results), [])
+
+    def test_pace_per_thread(self):
+        server = Server(self, lambda c: keep_answering(c, lambda n: False), concurrent=True)
+        load = self.start_load(server.port, threads=2, keep_alive=True,
+                               pace=lambda tid: 0 if tid == 0 else 30)
+        wait_for(lambda: load.count_ok_by_thread()[0] >= 20 and load.count_ok_by_thread()[1],
+                 10, lambda: f"20 answers to thread 0, 1 to thread 1: "
+                             f"{load.count_ok_by_thread()}")
+        # Thread 1 is in its 30 s pause after its first answer.
+        self.assertEqual(load.count_ok_by_thread()[1], 1)
+        self.assertEqual(LoadGenerator.failures(load.stop()), [])
+
+    def test_stop_routing_ends_threads_with_their_connections(self):
+        # The first connection ends on its 3rd answer, the next ones once
+        # the gate opens: no connection ends while the test decides.
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def handle(conn):
+            first = server.accepted == 1
+            keep_answering(conn, lambda n: n == 3 if first else gate.is_set())
+        server = Server(self, handle)
+        load = self.start_load(server.port, threads=1, pace=0.005, keep_alive=True)
+        # Routing: a new connection after the server ended the first one.
+        wait_for(lambda: server.accepted == 2 and load.count_ok() > 3, 10,
+                 lambda: f"answers on a second connection: {server.accepted} accepted, "
+                         f"{load.count_ok()} answers")
+        load.stop_routing()
+        gate.set()
+        self.assertTrue(load.join(10), "the thread went on after its connection ended")
+        results = load.stop()
+        self.assertEqual(server.accepted, 2, "a connection opened after stop_routing()")
+        self.assertEqual(LoadGenerator.failures(results), [])
+        self.assertEqual([i for i, r in enumerate(results) if r.closed], [2, len(results) - 1])
+
+    def test_failures_counted_and_placed_on_the_timeline(self):
+        # One answer a connection, then the server closes it while idle:
+        # every second request finds it closed (eof_idle). Nothing is
+        # answered before the first mark.
+        marked = threading.Event()
+        self.addCleanup(marked.set)
+        server = Server(self, lambda c: (read_request(c), marked.wait(10), answer(c)))
+        load = self.start_load(server.port, threads=1, pace=0.005, keep_alive=True)
+        load.mark("before")
+        marked.set()
+        wait_for(lambda: load.count_failed() >= 3, 10, "3 failed requests")
+        load.mark("after")
+        results = load.stop()
+        failed = LoadGenerator.failures(results)
+        self.assertEqual({r.kind for r in failed}, {EOF_IDLE})
+        lines = load.timeline(results, limit=2).split("\n")
+        self.assertRegex(lines[0], r"^\+\d+\.\d{3}s --- before$")
+        self.assertRegex(lines[1], r"^\+\d+\.\d{3}s thread 0 port \d+ reused eof_idle ")
+        self.assertRegex(lines[2], r"^\+\d+\.\d{3}s thread 0 port \d+ reused eof_idle ")
+        self.assertRegex(lines[3], r"^\+\d+\.\d{3}s --- after$")
+        self.assertEqual(lines[4:], [f"(and {len(failed) - 2} more failures)"])
+        offsets = [float(line[1:line.index("s ")]) for line in lines[:4]]
+        self.assertEqual(offsets, sorted(offsets))
+        with self.assertRaises(AssertionError) as e:
+            self.assertNoFailedRequests(results, load=load)
+        ok = len(results) - len(failed)
+        self.assertIn(f"{len(failed)} failed requests of {len(results)} requests: "
+                      f"eof_idle={len(failed)} ok={ok}", str(e.exception))
+        self.assertIn("--- before", str(e.exception))
 
 
 if __name__ == "__main__":

@@ -70,13 +70,17 @@ class TestCase(unittest.TestCase):
         self.addCleanup(load.stop)
         return load
 
-    def assertNoFailedRequests(self, results, context=""):
-        """Notes the load's summary; fails naming the first failed requests."""
+    def assertNoFailedRequests(self, results, context="", load=None):
+        """Notes the load's summary; fails with every outcome kind counted
+        and, given the LoadGenerator, its failure timeline (else the first
+        failed requests)."""
         from .load import LoadGenerator
-        note(LoadGenerator.summary(results))
+        summary = LoadGenerator.summary(results)
+        note(summary)
         failures = LoadGenerator.failures(results)
-        self.assertEqual(failures[:5], [], f"{len(failures)} failed requests of "
-                                           f"{len(results)}\n{context}")
+        if failures:
+            detail = load.timeline(results) if load else "\n".join(map(repr, failures[:5]))
+            self.fail(f"{len(failures)} failed requests of {summary}\n{detail}\n{context}")
 
     def assertNoBadLines(self, agent):
         self.assertEqual(agent.bad_lines, [], "agent stdout lines that are not JSON")
