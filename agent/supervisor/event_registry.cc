@@ -36,7 +36,8 @@ constexpr EventSpec kEvents[] = {
      "to the affinity mask"},
     {"sizing",
      kInfo,
-     "the worker-count decision at start; `msg` is the decision line with "
+     "the worker-count decision at start, and again whenever the cgroup "
+     "limits change under a running agent; `msg` is the decision line with "
      "every input",
      {{{"workers", T::kInt, false, ""},
        {"auto", T::kBool, false, ""},
@@ -44,7 +45,7 @@ constexpr EventSpec kEvents[] = {
     {"memory_budget",
      kInfo,
      "the per-worker RSS bound `--max-worker-memory` sets (only when there is "
-     "one)",
+     "one), at start and when the limits change",
      {{{"bytes", T::kInt, false, ""}}}},
     {"startup_failed", kError,
      "the agent cannot start (exit 1): COMMAND not found or not executable, a "
@@ -129,6 +130,10 @@ constexpr EventSpec kEvents[] = {
      "a signal the agent does not act on itself (e.g. SIGUSR1) went to every "
      "worker group",
      {{kSignal, {"workers", T::kInt, false, "groups signalled"}}}},
+    {"signal_failed", kWarn,
+     "sending a signal to a worker's process group or a process failed for "
+     "a reason other than the process being gone already (ESRCH is normal "
+     "and not reported); `msg` names the call and the error"},
     {"notify_rejected",
      kWarn,
      "a notify datagram was dropped: sender outside the agent's pid "
