@@ -9,18 +9,6 @@
 namespace corral::agent {
 namespace {
 
-const char* LevelName(Level level) {
-  switch (level) {
-    case Level::kInfo:
-      return "info";
-    case Level::kWarn:
-      return "warn";
-    case Level::kError:
-      return "error";
-  }
-  return "info";
-}
-
 void AppendJsonValue(std::string* out, const FieldValue& v) {
   if (const auto* i = std::get_if<int64_t>(&v)) {
     absl::StrAppend(out, *i);
@@ -126,7 +114,8 @@ void Logger::Emit(const Event& event) {
   std::string line;
   if (format_ == LogFormat::kJson) {
     line = absl::StrCat(R"({"ts":")", TimestampNow(),
-                        R"(","src":"agent","level":")", LevelName(event.level),
+                        R"(","src":"agent","level":")",
+                        std::string(EventLevelName(event.level)),
                         R"(","event":")", event.name, R"(","msg":)");
     AppendJsonString(&line, event.msg);
     for (const auto& [key, value] : event.fields) {
@@ -135,7 +124,8 @@ void Logger::Emit(const Event& event) {
     }
     line += "}\n";
   } else {
-    line = absl::StrCat(TimestampNow(), " agent ", LevelName(event.level), " ",
+    line = absl::StrCat(TimestampNow(), " agent ",
+                        std::string(EventLevelName(event.level)), " ",
                         event.name, ": ", event.msg, "\n");
   }
   Write(std::move(line));

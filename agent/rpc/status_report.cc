@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 
+#include "agent/supervisor/event_registry.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace corral::agent {
@@ -111,18 +112,6 @@ void SetField(google::protobuf::Struct* fields, const std::string& key,
   }
 }
 
-const char* LevelName(Level level) {
-  switch (level) {
-    case Level::kInfo:
-      return "info";
-    case Level::kWarn:
-      return "warn";
-    case Level::kError:
-      return "error";
-  }
-  return "info";
-}
-
 }  // namespace
 
 corral::v1::WorkerState WorkerStateToProto(WorkerState state) {
@@ -182,7 +171,7 @@ void FillStatus(const AgentStatus& status, TimePoint started, TimePoint now,
 corral::v1::Event EventToProto(const Event& event) {
   corral::v1::Event out;
   *out.mutable_time() = WallTimestamp(std::chrono::system_clock::now());
-  out.set_level(LevelName(event.level));
+  out.set_level(std::string(EventLevelName(event.level)));
   out.set_name(event.name);
   out.set_message(event.msg);
   for (const auto& [key, value] : event.fields) {

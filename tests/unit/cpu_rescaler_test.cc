@@ -42,14 +42,7 @@ class CpuRescalerTest : public ::testing::Test {
     sup_->Start();
     ReadyAll();
   }
-  void ReadyAll() {
-    for (const WorkerView& w : sup_->Workers()) {
-      if (w.state != WorkerState::kStarting) continue;
-      NotifyMessage m;
-      m.ready = true;
-      sup_->OnNotify(w.pid, m);
-    }
-  }
+  void ReadyAll() { MarkStartingReady(*sup_); }
   // One housekeeping second.
   void Poll() {
     clock_.Advance(std::chrono::seconds(1));

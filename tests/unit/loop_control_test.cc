@@ -84,14 +84,7 @@ class LoopControlTest : public ::testing::Test {
     sup_.reset();
   }
 
-  void ReadyAll() {
-    for (const WorkerView& w : sup_->Workers()) {
-      if (w.state != WorkerState::kStarting) continue;
-      NotifyMessage m;
-      m.ready = true;
-      sup_->OnNotify(w.pid, m);
-    }
-  }
+  void ReadyAll() { MarkStartingReady(*sup_); }
   pid_t PidOf(int slot, WorkerState state) const {
     for (const WorkerView& w : sup_->Workers()) {
       if (w.slot == slot && w.state == state) return w.pid;

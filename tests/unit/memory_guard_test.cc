@@ -34,14 +34,7 @@ class MemoryGuardTest : public ::testing::Test {
     sup_->Start();
     ReadyAll();
   }
-  void ReadyAll() {
-    for (const WorkerView& w : sup_->Workers()) {
-      if (w.state != WorkerState::kStarting) continue;
-      NotifyMessage m;
-      m.ready = true;
-      sup_->OnNotify(w.pid, m);
-    }
-  }
+  void ReadyAll() { MarkStartingReady(*sup_); }
   pid_t PidOf(int slot) const {
     for (const WorkerView& w : sup_->Workers()) {
       if (w.slot == slot && w.pid != 0 && w.state != WorkerState::kStopping) {

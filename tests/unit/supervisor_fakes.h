@@ -16,8 +16,11 @@
 #include "agent/supervisor/clock.h"
 #include "agent/supervisor/event.h"
 #include "agent/supervisor/event_registry.h"
+#include "agent/supervisor/notify_message.h"
 #include "agent/supervisor/process_control.h"
 #include "agent/supervisor/sizing.h"
+#include "agent/supervisor/supervisor.h"
+#include "agent/supervisor/worker.h"
 
 namespace corral::agent {
 
@@ -135,6 +138,16 @@ class FakeCgroupReader : public CgroupReader {
   absl::Status error;
   int reads = 0;
 };
+
+// Every STARTING worker of `sup` says READY=1, as a worker would.
+inline void MarkStartingReady(Supervisor& sup) {
+  for (const WorkerView& w : sup.Workers()) {
+    if (w.state != WorkerState::kStarting) continue;
+    NotifyMessage m;
+    m.ready = true;
+    sup.OnNotify(w.pid, m);
+  }
+}
 
 }  // namespace corral::agent
 
