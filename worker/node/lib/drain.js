@@ -6,8 +6,8 @@
 // 1. stop accepting: close this process's copy of the listening socket (the
 //    agent keeps its own, so queued connections go to other workers);
 // 2. the next response on every open connection carries `Connection: close`
-//    and the connection closes after it; a request already pipelined behind
-//    it is answered first (the last one closes);
+//    and the connection closes after it; pipelined requests are answered
+//    first (see closeAfter for the one case Node cannot see);
 // 3. a connection that stays idle is closed only after the idle window
 //    (CORRAL_DRAIN_IDLE, default 1s): closing it at once races the client's
 //    next request, which then fails with EOF;
@@ -49,6 +49,7 @@ class Conn {
   constructor(socket) {
     this.socket = socket;
     this.pending = 0;
+    this.received = 0; // requests seen on this connection so far
     this.responses = new Set();
     this.idleTimer = null;
     this.bytesAtIdle = 0;
@@ -94,6 +95,7 @@ class ServerDrain {
     const conn = req.socket[kConn];
     if (!conn) return; // accepted before the server was registered
     conn.pending++;
+    res.corralIndex = conn.received++;
     conn.responses.add(res);
     clearTimeout(conn.idleTimer);
     conn.idleTimer = null;
@@ -111,14 +113,23 @@ class ServerDrain {
   }
 
   // The response says `Connection: close` (and Node closes after it) when
-  // its headers go out, unless another request is already queued behind it
-  // on the connection: that one will.
+  // its headers go out, if it is the last request received on the
+  // connection and not queued behind another response. A pipelined
+  // response (queued, or with a request behind it) keeps the connection
+  // open; the connection then closes after the idle window, so the requests
+  // behind it are answered too. Node parses a whole packet before it says
+  // how many requests were in it, so requests pipelined in the same packet
+  // as one answered synchronously cannot be seen here: they get no answer
+  // (clients resend them, RFC 9112 9.3.2). Browsers and common HTTP clients
+  // do not pipeline.
   closeAfter(res, conn) {
     if (res.headersSent || res.corralCloseArmed) return;
     res.corralCloseArmed = true;
     const writeHead = res.writeHead;
     res.writeHead = function writeHeadDraining(...args) {
-      if (conn.pending <= 1 && !res.headersSent) res.setHeader('Connection', 'close');
+      if (res.socket && res.corralIndex === conn.received - 1 && !res.headersSent) {
+        res.setHeader('Connection', 'close');
+      }
       return writeHead.apply(this, args);
     };
   }
@@ -164,6 +175,7 @@ class ServerDrain {
 // Drains `server` on SIGTERM / SIGINT (or shutdown()). listen() calls this.
 function register(server) {
   if (state.servers.has(server)) return;
+  settings(); // a bad CORRAL_DRAIN_* fails now, at start, not at SIGTERM
   state.servers.set(server, new ServerDrain(server));
   installSignals();
   if (state.draining) state.servers.get(server).start(settings().idleMs);

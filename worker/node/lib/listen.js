@@ -37,6 +37,9 @@ function listen(server, nameOrOptions = {}) {
       if (opts.host) target.host = opts.host;
       where = `port ${target.port}`;
     }
+    // Before listening: a bad CORRAL_DRAIN_* fails here, and a connection
+    // accepted at once is already counted.
+    if (opts.drain !== false) drain.register(server);
   } catch (err) {
     return Promise.reject(err);
   }
@@ -45,7 +48,6 @@ function listen(server, nameOrOptions = {}) {
     server.once('error', failed);
     server.listen(target, () => {
       server.off('error', failed);
-      if (opts.drain !== false) drain.register(server);
       resolve(server);
     });
   });
