@@ -71,6 +71,8 @@ return 1
 const sha1 = (text) => crypto.createHash('sha1').update(text).digest('hex');
 const SHAS = new Map([TOUCH, SAVE].map((s) => [s, sha1(s)]));
 const RESERVED = new Set(['_created', '_expires', '_cookie']);
+// How long a command waits for a connection being made (the connect timeout).
+const CONNECT_WAIT_MS = 500;
 const NOT_CORRAL_ID = 'CorralStore: the session id is not a corral id: ' +
   'give express-session genid: store.genid (32 random bytes, base64url)';
 const kLoaded = Symbol('corral.session.loaded');
@@ -202,16 +204,43 @@ class CorralStore extends Store {
     });
   }
 
+  // 'redis' events (up, detail) on every change between up and down, not
+  // on every failed retry; the latest reason is kept for the 503 message.
+  // `connecting` (the first connection, or a reconnect attempt after a
+  // loss) lets commands wait for it, as the C++ RedisClient does.
   watch() {
+    let reported = false;
+    this.connecting = true;
+    this.waiters = new Set();
+    const settle = () => {
+      this.connecting = false;
+      for (const w of this.waiters) w();
+      this.waiters.clear();
+    };
     const report = (up, detail) => {
-      if (up === this.up && (up || detail === this.lastError)) return;
+      if (!up) this.lastError = detail;
+      settle();
+      if (reported && up === this.up) return;
+      reported = true;
       this.up = up;
-      this.lastError = up ? '' : detail;
+      if (up) this.lastError = '';
       this.emit('redis', up, detail);
     };
     this.client.on('ready', () => report(true, this.where));
     this.client.on('error', (err) => report(false, err.message || String(err)));
     this.client.on('end', () => report(false, 'connection closed'));
+    this.client.on('reconnecting', () => { if (this.up) this.connecting = true; });
+  }
+
+  // While a connection is being made, waits for it (up to the connect
+  // timeout); while Redis is down, returns at once (the command fails).
+  settled() {
+    if (this.up || !this.connecting) return null;
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); this.waiters.delete(done); resolve(); };
+      const timer = setTimeout(done, CONNECT_WAIT_MS);
+      this.waiters.add(done);
+    });
   }
 
   keyFor(id) {
@@ -220,6 +249,7 @@ class CorralStore extends Store {
 
   async eval(script, keys, args) {
     const tail = [String(keys.length), ...keys, ...args];
+    await this.settled();
     try {
       try {
         return await this.send(['EVALSHA', SHAS.get(script), ...tail]);
@@ -283,7 +313,7 @@ class CorralStore extends Store {
 
   destroy(sid, cb = () => {}) {
     if (!isWellFormedId(sid)) return process.nextTick(cb, null);
-    this.send(['DEL', this.keyFor(sid)]).then(() => cb(null),
+    Promise.resolve(this.settled()).then(() => this.send(['DEL', this.keyFor(sid)])).then(() => cb(null),
       (err) => cb(isUnavailable(err) ? unavailable(err, this) : err));
   }
 
