@@ -63,11 +63,17 @@ app.get('/heavy', (req, res) => {
   res.json({ n, result, worker: WORKER, pid: process.pid });
 });
 
-// A per-session counter, the same field corral-worker's /session counts.
-app.get('/session', sessions, (req, res) => {
-  const isNew = req.session.counter === undefined;
-  req.session.counter = (req.session.counter || 0) + 1;
-  res.set('Cache-Control', 'no-store').json({ counter: req.session.counter, new: isNew, worker: WORKER, pid: process.pid });
+// A per-session counter, the same field corral-worker's /session counts,
+// incremented atomically in Redis: concurrent requests on any worker (Node
+// or C++) lose no count.
+app.get('/session', sessions, async (req, res, next) => {
+  try {
+    const isNew = !store.loaded(req);
+    const counter = await store.increment(req, 'counter', 1);
+    res.set('Cache-Control', 'no-store').json({ counter, new: isNew, worker: WORKER, pid: process.pid });
+  } catch (err) {
+    next(err);
+  }
 });
 
 app.delete('/session', sessions, (req, res, next) => {

@@ -68,8 +68,20 @@ redis.call('EXPIRE', KEYS[1], math.max(1, math.min(tonumber(ARGV[1]), tonumber(e
 return 1
 `;
 
+// KEYS[1] session; ARGV[1] idle seconds, ARGV[2] field, ARGV[3] delta. The
+// C++ SDK's increment script: {value, expires} or nil (no session).
+const INCREMENT = `
+local exp = redis.call('HGET', KEYS[1], '_expires')
+if not exp then return false end
+local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) return false end
+local v = redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
+return {v, tonumber(exp)}
+`;
+
 const sha1 = (text) => crypto.createHash('sha1').update(text).digest('hex');
-const SHAS = new Map([TOUCH, SAVE].map((s) => [s, sha1(s)]));
+const SHAS = new Map([TOUCH, SAVE, INCREMENT].map((s) => [s, sha1(s)]));
 const RESERVED = new Set(['_created', '_expires', '_cookie']);
 // How long a command waits for a connection being made (the connect timeout).
 const CONNECT_WAIT_MS = 500;
@@ -304,6 +316,44 @@ class CorralStore extends Store {
         if (loaded) sess.req[kLoaded].fields = fields;
         cb(null);
       }, (err) => cb(err));
+  }
+
+  // True when req.session came from Redis (not created by this request).
+  loaded(req) {
+    return Boolean(req[kLoaded] && req[kLoaded].id === req.sessionID);
+  }
+
+  // Adds `delta` to the integer property `field` of req.session in Redis,
+  // atomically (HINCRBY in a script, as the C++ SessionStore::Increment):
+  // concurrent requests, on any worker in any language, lose no increment,
+  // which a read-modify-write of req.session would. Resolves with the new
+  // value, also set in req.session. A session new in this request is saved
+  // at once (so Redis being down fails the request, not after the answer).
+  async increment(req, field, delta = 1) {
+    if (RESERVED.has(field) || field === 'cookie') throw new Error(`session property "${field}" is reserved`);
+    const loaded = req[kLoaded];
+    if (!this.loaded(req)) {
+      // New in this request: create it in Redis now, so that Redis being
+      // down is an error before the answer (express-session would save it
+      // after the headers are out, too late for a 503).
+      req.session[field] = (Number(req.session[field]) || 0) + delta;
+      await new Promise((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
+      return req.session[field];
+    }
+    const r = await this.eval(INCREMENT, [this.keyFor(req.sessionID)],
+      [this.idleSeconds, field, String(delta)]);
+    if (!r) {
+      // Ended meanwhile (logout, expiry): a fresh session for this request.
+      const e = new Error('the session ended during this request');
+      e.status = 409;
+      throw e;
+    }
+    const value = Number(r[0]);
+    req.session[field] = value;
+    // Stored already: the save at the end of the request must not write it
+    // again (that would undo increments made since by other requests).
+    loaded.fields[field] = JSON.stringify(value);
+    return value;
   }
 
   touch(sid, sess, cb = () => {}) {

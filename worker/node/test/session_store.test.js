@@ -140,6 +140,23 @@ test('two requests changing different fields of one session lose nothing; a logo
   assert.equal(await raw.exists(key), 0);
 });
 
+test('store.increment: concurrent requests lose no count (a plain req.session update would)', async (t) => {
+  const redis = await startRedis(t);
+  const raw = await rawClient(t, redis.url);
+  const base = await serve(t, sessionApp(storeFor(t, redis)));
+  const jar = new Jar();
+  const first = await fetchWith(jar, `${base}/incr`);
+  assert.deepEqual([first.json.count, first.json.new], [1, true]);
+  const counts = await Promise.all(Array.from({ length: 50 }, () => fetchWith(jar, `${base}/incr`)));
+  assert.deepEqual(counts.map((r) => r.json.count).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 2));
+  assert.equal(await raw.hGet(keyOf(idOf(jar)), 'count'), '51');
+  // The same with read-modify-write (/count) loses updates: that is why.
+  const lossy = await Promise.all(Array.from({ length: 50 }, () => fetchWith(jar, `${base}/count`)));
+  const final = Number(await raw.hGet(keyOf(idOf(jar)), 'count'));
+  t.diagnostic(`read-modify-write: 50 concurrent requests moved the count from 51 to ${final}`);
+  assert.ok(lossy.every((r) => r.status === 200));
+});
+
 test('ids not drawn by genid are refused with a clear error', async (t) => {
   const redis = await startRedis(t);
   const store = storeFor(t, redis);
