@@ -12,6 +12,7 @@
 #include "agent/os/procfs.h"
 #include "agent/os/reaper.h"
 #include "agent/os/self.h"
+#include "agent/supervisor/ipc_message.h"
 
 namespace corral::agent {
 namespace {
@@ -47,7 +48,9 @@ Agent::Agent(Options options, SignalFd signals, LogWriter* writer,
       deadline_timer_(io_),
       housekeeping_timer_(io_),
       logger_(options_.log_format, writer),
-      output_(&io_, &logger_, [this](pid_t pid) { OnIpcReady(pid); }),
+      output_(
+          &io_, &logger_,
+          [this](pid_t pid, std::string_view line) { OnIpcLine(pid, line); }),
       rescaler_(cgroups, options_.sizing, options_.max_worker_memory,
                 options_.workers, &logger_),
       memory_(&logger_) {
@@ -356,10 +359,15 @@ void Agent::Reject(pid_t pid, const std::string& reason) {
 
 // --- IPC readiness and usage --------------------------------------------
 
-void Agent::OnIpcReady(pid_t pid) {
-  NotifyMessage ready;
-  ready.ready = true;
-  supervisor_->OnNotify(pid, ready);
+void Agent::OnIpcLine(pid_t pid, std::string_view line) {
+  // process.send('ready') or {"corral":...} (docs/agent-contract.md); Node's
+  // own messages and the app's other process.send() traffic are not ours.
+  absl::StatusOr<std::optional<NotifyMessage>> msg = ParseIpcMessage(line);
+  if (!msg.ok()) {
+    return Reject(
+        pid, absl::StrCat("malformed IPC message: ", msg.status().message()));
+  }
+  if (*msg) supervisor_->OnNotify(pid, **msg);
 }
 
 void Agent::SampleUsage() {

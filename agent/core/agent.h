@@ -76,7 +76,7 @@ class Agent {
   void HandleDatagram(const NotifyDatagram& d);
   std::optional<pid_t> AttributeToWorker(pid_t sender) const;
   void Reject(pid_t pid, const std::string& reason);
-  void OnIpcReady(pid_t pid);
+  void OnIpcLine(pid_t pid, std::string_view line);
   void SampleUsage();
   void Housekeeping();
   // After every event: stop when done, else re-arm the deadline timer.

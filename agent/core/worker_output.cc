@@ -59,8 +59,8 @@ struct WorkerOutput::Reader {
 };
 
 WorkerOutput::WorkerOutput(boost::asio::io_context* io, Logger* logger,
-                           IpcReadyFn on_ipc_ready)
-    : io_(io), logger_(logger), on_ipc_ready_(std::move(on_ipc_ready)) {}
+                           IpcLineFn on_ipc_line)
+    : io_(io), logger_(logger), on_ipc_line_(std::move(on_ipc_line)) {}
 
 WorkerOutput::~WorkerOutput() = default;
 
@@ -89,7 +89,7 @@ void WorkerOutput::Read(Reader* r) {
         if (ec) return Finish(r);  // EOF: every writer closed it
         r->lines.Feed(std::string_view(r->chunk.data(), n),
                       [this, r](std::string_view line, bool cont) {
-                        if (r->ipc) return OnIpcLine(r->source.pid, line);
+                        if (r->ipc) return on_ipc_line_(r->source.pid, line);
                         OnLine(r->source, line, cont);
                       });
         Read(r);
@@ -134,15 +134,6 @@ void WorkerOutput::OnLine(const LineSource& source, std::string_view text,
   for (auto& [id, fn] : std::map(observers_)) fn(rec);
   history_.push_back(std::move(rec));
   if (history_.size() > kLogHistory) history_.pop_front();
-}
-
-void WorkerOutput::OnIpcLine(pid_t pid, std::string_view line) {
-  // process.send('ready') arrives as the JSON string "ready". Node's own
-  // internal messages ({"cmd":"NODE_..."}) and anything else are ignored.
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
-    line.remove_suffix(1);
-  }
-  if (line == "\"ready\"") on_ipc_ready_(pid);
 }
 
 std::vector<LogRecord> WorkerOutput::Tail(std::optional<int> slot,

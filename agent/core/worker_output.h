@@ -53,12 +53,13 @@ class LineSplitter {
 
 class WorkerOutput {
  public:
-  // Called with the pid of a worker that sent "ready" on its IPC channel.
-  using IpcReadyFn = std::function<void(pid_t)>;
+  // Called with each line (without '\n') a worker wrote on its Node IPC
+  // channel; the owner parses it (ParseIpcMessage).
+  using IpcLineFn = std::function<void(pid_t, std::string_view)>;
 
   // `io` and `logger` must outlive this.
   WorkerOutput(boost::asio::io_context* io, Logger* logger,
-               IpcReadyFn on_ipc_ready);
+               IpcLineFn on_ipc_line);
   WorkerOutput(const WorkerOutput&) = delete;
   WorkerOutput& operator=(const WorkerOutput&) = delete;
   ~WorkerOutput();
@@ -81,12 +82,11 @@ class WorkerOutput {
   void Read(Reader* reader);
   void Finish(Reader* reader);
   void OnLine(const LineSource& source, std::string_view text, bool cont);
-  void OnIpcLine(pid_t pid, std::string_view line);
 
   // Constant after construction.
   boost::asio::io_context* const io_;
   Logger* const logger_;
-  const IpcReadyFn on_ipc_ready_;
+  const IpcLineFn on_ipc_line_;
 
   std::list<std::unique_ptr<Reader>> readers_;
   std::deque<LogRecord> history_;

@@ -5,6 +5,7 @@ Skipped while the agent is not built (CORRAL_AGENT); the Node case also needs
 """
 import concurrent.futures
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -83,6 +84,8 @@ class UnderTheAgent(TestCase):
         node = shutil.which("node")
         if node is None:
             self.skipTest("node is not installed")
+        if not os.path.isdir(paths.source("examples", "node", "node_modules")):
+            self.skipTest("examples/node/node_modules is missing: run worker/node/setup.sh")
         helptext = subprocess.run([AGENT, "--help"], capture_output=True, text=True).stdout
         if "ipc" not in helptext:
             self.skipTest("this corral-agent has no --ready=ipc")

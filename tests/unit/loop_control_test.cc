@@ -50,7 +50,7 @@ class LoopControlTest : public ::testing::Test {
       : dev_null_(open("/dev/null", O_WRONLY | O_CLOEXEC)),
         writer_(dev_null_, 1 << 20),
         logger_(LogFormat::kJson, &writer_),
-        output_(&io_, &logger_, [](pid_t) {}),
+        output_(&io_, &logger_, [](pid_t, std::string_view) {}),
         rescaler_(&reader_, {}, {}, std::nullopt, &sink_),
         memory_(&sink_) {}
   ~LoopControlTest() override { close(dev_null_); }

@@ -113,7 +113,7 @@ void ReferenceApp::Hello(Respond respond) {
 
 std::string ReferenceApp::SessionCookie(const std::string& id) const {
   return absl::StrCat(
-      kSessionCookie, "=", id, "; Path=/; Max-Age=",
+      sessions_.options().cookie_name, "=", id, "; Path=/; Max-Age=",
       absl::ToInt64Seconds(sessions_.options().absolute_timeout),
       "; HttpOnly; SameSite=Lax", options_.secure_cookie ? "; Secure" : "");
 }
@@ -130,7 +130,8 @@ HttpResponse ReferenceApp::Unavailable(const absl::Status& status) const {
 }
 
 void ReferenceApp::SessionCounter(const HttpRequest& req, Respond respond) {
-  std::string cookie = FindCookie(req, kSessionCookie).value_or("");
+  std::string cookie =
+      FindCookie(req, sessions_.options().cookie_name).value_or("");
   sessions_.Increment(
       cookie, "counter", 1,
       [this, respond = std::move(respond)](
@@ -154,7 +155,8 @@ void ReferenceApp::SessionCounter(const HttpRequest& req, Respond respond) {
 }
 
 void ReferenceApp::RotateSession(const HttpRequest& req, Respond respond) {
-  std::string cookie = FindCookie(req, kSessionCookie).value_or("");
+  std::string cookie =
+      FindCookie(req, sessions_.options().cookie_name).value_or("");
   sessions_.Rotate(cookie, [this, respond = std::move(respond)](
                                absl::StatusOr<std::string> id) {
     if (absl::IsUnavailable(id.status()))
@@ -173,13 +175,14 @@ void ReferenceApp::RotateSession(const HttpRequest& req, Respond respond) {
 }
 
 void ReferenceApp::EndSession(const HttpRequest& req, Respond respond) {
-  std::string cookie = FindCookie(req, kSessionCookie).value_or("");
+  std::string cookie =
+      FindCookie(req, sessions_.options().cookie_name).value_or("");
   sessions_.Destroy(
       cookie, [this, respond = std::move(respond)](absl::Status s) {
         if (!s.ok()) return respond(Unavailable(s));
         HttpResponse res = TextResponse(http::status::ok, "session ended\n");
         res.set(http::field::set_cookie,
-                absl::StrCat(kSessionCookie,
+                absl::StrCat(sessions_.options().cookie_name,
                              "=; Path=/; Max-Age=0; HttpOnly; "
                              "SameSite=Lax",
                              options_.secure_cookie ? "; Secure" : ""));

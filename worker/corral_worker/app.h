@@ -31,8 +31,6 @@ struct AppOptions {
   int64_t heavy_max = 1'000'000'000;
 };
 
-inline constexpr char kSessionCookie[] = "corral_sid";
-
 // The value of cookie `name` in the request's Cookie headers, if any.
 std::optional<std::string> FindCookie(const HttpRequest& req,
                                       absl::string_view name);

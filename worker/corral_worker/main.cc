@@ -6,8 +6,10 @@
 //
 // Environment: PORT (alone; default 8080), REDIS_URL, REDIS_SENTINELS,
 // REDIS_MASTER_NAME, CORRAL_SECURE_COOKIE=1, SESSION_IDLE_TIMEOUT (30m),
-// SESSION_ABSOLUTE_TIMEOUT (8h), CORRAL_DRAIN_IDLE_WINDOW (1s; see
-// HttpServerOptions::drain_idle_window).
+// SESSION_ABSOLUTE_TIMEOUT (8h), SESSION_SECRET / SESSION_OLD_SECRETS
+// (signed cookies, as express-session), SESSION_FORMAT (corral |
+// connect-redis), SESSION_COOKIE_NAME, SESSION_KEY_PREFIX,
+// CORRAL_DRAIN_IDLE_WINDOW (1s; see HttpServerOptions::drain_idle_window).
 #include <unistd.h>
 
 #include <cstdio>
@@ -38,13 +40,13 @@ constexpr char kUsage[] =
     "env: PORT, REDIS_URL, REDIS_SENTINELS, REDIS_MASTER_NAME,\n"
     "     CORRAL_SECURE_COOKIE=1, SESSION_IDLE_TIMEOUT, "
     "SESSION_ABSOLUTE_TIMEOUT,\n"
+    "     SESSION_SECRET, SESSION_OLD_SECRETS, SESSION_FORMAT, "
+    "SESSION_COOKIE_NAME, SESSION_KEY_PREFIX,\n"
     "     CORRAL_DRAIN_IDLE_WINDOW (1s)\n";
 
 struct Flags {
   bool secure_cookie = false;
   absl::Duration drain_timeout = absl::Seconds(15);
-  absl::Duration idle = absl::Minutes(30);
-  absl::Duration absolute = absl::Hours(8);
 };
 
 // Exits 2 with one line naming the flag or variable and its value.
@@ -72,12 +74,6 @@ Flags ParseFlags(int argc, char** argv) {
   const char* secure = getenv("CORRAL_SECURE_COOKIE");
   flags.secure_cookie = secure != nullptr && (strcmp(secure, "1") == 0 ||
                                               strcmp(secure, "true") == 0);
-  if (const char* v = getenv("SESSION_IDLE_TIMEOUT")) {
-    flags.idle = DurationFrom("SESSION_IDLE_TIMEOUT", v);
-  }
-  if (const char* v = getenv("SESSION_ABSOLUTE_TIMEOUT")) {
-    flags.absolute = DurationFrom("SESSION_ABSOLUTE_TIMEOUT", v);
-  }
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--secure-cookie") {
@@ -127,6 +123,9 @@ int main(int argc, char** argv) {
     }
     http_options->drain_idle_window = flags.drain_timeout / 2;
   }
+  absl::StatusOr<SessionOptions> session_options =
+      SessionOptionsFromEnvironment();
+  if (!session_options.ok()) Usage(session_options.status().message());
 
   WorkerOptions options;
   options.drain_timeout = flags.drain_timeout;
@@ -156,9 +155,7 @@ int main(int argc, char** argv) {
             line.c_str());
     worker.SetStatus(line);
   });
-  SessionStore sessions(redis,
-                        SessionOptions{.idle_timeout = flags.idle,
-                                       .absolute_timeout = flags.absolute});
+  SessionStore sessions(redis, *std::move(session_options));
   ReferenceApp app(redis, sessions,
                    AppOptions{.worker_id = worker.id(),
                               .secure_cookie = flags.secure_cookie});

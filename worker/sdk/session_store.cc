@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -11,6 +12,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/duration.h"
+#include "worker/sdk/connect_redis_sessions.h"
+#include "worker/sdk/cookie_signature.h"
 #include "worker/sdk/session_id.h"
 
 namespace corral::worker {
@@ -121,13 +126,109 @@ Session ToSession(std::string id, const RedisReply& all) {
   return s;
 }
 
+std::string DefaultPrefix(const SessionOptions& o) {
+  if (!o.key_prefix.empty()) return o.key_prefix;
+  return o.format == SessionFormat::kConnectRedis ? "sess:" : "corral:sess:";
+}
+
 }  // namespace
+
+absl::Status ValidateSessionOptions(const SessionOptions& o) {
+  if (o.idle_timeout <= absl::ZeroDuration() ||
+      o.absolute_timeout <= absl::ZeroDuration() ||
+      o.connect_redis_ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("session timeouts must be positive");
+  }
+  if (o.format == SessionFormat::kConnectRedis && o.cookie_secrets.empty()) {
+    return absl::InvalidArgumentError(
+        "the connect-redis session format needs the cookie secret of the "
+        "Express app (SESSION_SECRET): express-session signs every cookie");
+  }
+  for (const std::string& secret : o.cookie_secrets) {
+    if (secret.empty()) {
+      return absl::InvalidArgumentError("a session cookie secret is empty");
+    }
+  }
+  if (o.cookie_name.empty() ||
+      o.cookie_name.find_first_of(" \t;,=\"") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "session cookie name \"", o.cookie_name, "\" is not a cookie name"));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status DurationFromEnv(const char* name, absl::Duration* out) {
+  const char* v = getenv(name);
+  if (v == nullptr || *v == '\0') return absl::OkStatus();
+  // The agent's duration syntax (common/duration.h): one parser for both.
+  absl::StatusOr<absl::Duration> d = corral::common::ParseDuration(v);
+  if (!d.ok() || *d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, "=\"", v, "\" is not a positive duration (like 30m or 8h)",
+        d.ok() ? "" : absl::StrCat(": ", d.status().message())));
+  }
+  *out = *d;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SessionOptions> SessionOptionsFromEnvironment() {
+  SessionOptions o;
+  if (const char* f = getenv("SESSION_FORMAT"); f != nullptr && *f != '\0') {
+    if (absl::string_view(f) == "connect-redis") {
+      o.format = SessionFormat::kConnectRedis;
+      o.cookie_name = "connect.sid";
+    } else if (absl::string_view(f) != "corral") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SESSION_FORMAT=\"", f, "\": expected corral or connect-redis"));
+    }
+  }
+  if (const char* v = getenv("SESSION_SECRET"); v != nullptr && *v != '\0') {
+    o.cookie_secrets.push_back(v);
+  }
+  if (const char* v = getenv("SESSION_OLD_SECRETS")) {
+    if (o.cookie_secrets.empty() && *v != '\0') {
+      return absl::InvalidArgumentError(
+          "SESSION_OLD_SECRETS is set but SESSION_SECRET is not");
+    }
+    for (absl::string_view s : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+      o.cookie_secrets.emplace_back(s);
+    }
+  }
+  if (const char* v = getenv("SESSION_COOKIE_NAME"); v && *v) o.cookie_name = v;
+  if (const char* v = getenv("SESSION_KEY_PREFIX"); v && *v) o.key_prefix = v;
+  for (auto [name, out] : {std::pair{"SESSION_IDLE_TIMEOUT", &o.idle_timeout},
+                           {"SESSION_ABSOLUTE_TIMEOUT", &o.absolute_timeout}}) {
+    if (absl::Status s = DurationFromEnv(name, out); !s.ok()) return s;
+  }
+  if (absl::Status s = ValidateSessionOptions(o); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("session settings: ", s.message()));
+  }
+  return o;
+}
 
 SessionStore::SessionStore(RedisClient& redis, SessionOptions options)
     : redis_(redis),
       options_(std::move(options)),
       idle_seconds_(Seconds(options_.idle_timeout)),
-      absolute_seconds_(Seconds(options_.absolute_timeout)) {}
+      absolute_seconds_(Seconds(options_.absolute_timeout)),
+      options_error_(ValidateSessionOptions(options_)) {
+  if (options_.format == SessionFormat::kConnectRedis) {
+    connect_redis_ = std::make_unique<ConnectRedisSessions>(
+        redis_,
+        [this](const char* script, std::vector<std::string> args,
+               RedisCallback cb) {
+          Eval(script, std::move(args), std::move(cb));
+        },
+        options_, DefaultPrefix(options_));
+  }
+}
+
+SessionStore::~SessionStore() = default;
 
 // EVALSHA first: Redis then neither receives nor hashes the script text
 // on every request. After a restart or failover the script cache is empty
@@ -160,18 +261,73 @@ const std::string& SessionStore::ScriptSha(const char* script) {
 }
 
 std::string SessionStore::KeyFor(absl::string_view id) const {
-  return absl::StrCat(options_.key_prefix, Sha256Hex(id));
+  if (connect_redis_) return connect_redis_->KeyFor(id);
+  return absl::StrCat(DefaultPrefix(options_), Sha256Hex(id));
 }
 
-void SessionStore::Load(absl::string_view cookie, Callback<Session> cb,
-                        SessionFields initial) {
-  if (absl::Status s = CheckFields(initial); !s.ok()) return cb(s);
-  if (!IsWellFormedSessionId(cookie)) {
-    return Create(std::move(initial), kCreateTries, std::move(cb));
+std::string SessionStore::CookieValue(absl::string_view id) const {
+  if (options_.cookie_secrets.empty()) return std::string(id);
+  return SignedCookieValue(id, options_.cookie_secrets.front());
+}
+
+std::optional<std::string> SessionStore::IdFromCookie(
+    absl::string_view cookie) const {
+  if (options_.cookie_secrets.empty()) {
+    if (!IsWellFormedSessionId(cookie)) return std::nullopt;
+    return std::string(cookie);
   }
-  std::string id(cookie);
-  Eval(kTouchScript, {"EVALSHA", "", "1", KeyFor(id), idle_seconds_},
-       [this, id, cb = std::move(cb),
+  std::optional<std::string> id =
+      IdFromSignedCookie(cookie, options_.cookie_secrets);
+  if (!id) return std::nullopt;
+  // Signed by a secret we hold, so it is an id someone we trust issued;
+  // the corral layout also needs it to be one of ours (43 characters).
+  if (connect_redis_ ? id->empty() || id->size() > 256
+                     : !IsWellFormedSessionId(*id)) {
+    return std::nullopt;
+  }
+  return id;
+}
+
+SessionStore::Callback<Session> SessionStore::Signing(
+    Callback<Session> cb) const {
+  if (options_.cookie_secrets.empty()) return cb;
+  return [this, cb = std::move(cb)](absl::StatusOr<Session> s) {
+    if (s.ok()) s->id = CookieValue(s->id);
+    cb(std::move(s));
+  };
+}
+
+SessionStore::Callback<SessionCounter> SessionStore::Signing(
+    Callback<SessionCounter> cb) const {
+  if (options_.cookie_secrets.empty()) return cb;
+  return [this, cb = std::move(cb)](absl::StatusOr<SessionCounter> c) {
+    if (c.ok()) c->id = CookieValue(c->id);
+    cb(std::move(c));
+  };
+}
+
+SessionStore::Callback<std::string> SessionStore::Signing(
+    Callback<std::string> cb) const {
+  if (options_.cookie_secrets.empty()) return cb;
+  return [this, cb = std::move(cb)](absl::StatusOr<std::string> id) {
+    if (id.ok()) *id = CookieValue(*id);
+    cb(std::move(id));
+  };
+}
+
+void SessionStore::Load(absl::string_view cookie, Callback<Session> cb_in,
+                        SessionFields initial) {
+  if (!options_error_.ok()) return cb_in(options_error_);
+  Callback<Session> cb = Signing(std::move(cb_in));
+  std::optional<std::string> id = IdFromCookie(cookie);
+  if (connect_redis_) {
+    return connect_redis_->Load(std::move(id), std::move(initial),
+                                std::move(cb));
+  }
+  if (absl::Status s = CheckFields(initial); !s.ok()) return cb(s);
+  if (!id) return Create(std::move(initial), kCreateTries, std::move(cb));
+  Eval(kTouchScript, {"EVALSHA", "", "1", KeyFor(*id), idle_seconds_},
+       [this, id = *id, cb = std::move(cb),
         initial = std::move(initial)](absl::StatusOr<RedisReply> r) mutable {
          if (!r.ok()) return cb(r.status());
          if (r->is_nil()) {
@@ -211,7 +367,14 @@ void SessionStore::Create(SessionFields initial, int tries,
 }
 
 void SessionStore::Increment(absl::string_view cookie, std::string field,
-                             int64_t delta, Callback<SessionCounter> cb) {
+                             int64_t delta, Callback<SessionCounter> cb_in) {
+  if (!options_error_.ok()) return cb_in(options_error_);
+  Callback<SessionCounter> cb = Signing(std::move(cb_in));
+  std::optional<std::string> id = IdFromCookie(cookie);
+  if (connect_redis_) {
+    return connect_redis_->Increment(std::move(id), std::move(field), delta,
+                                     std::move(cb));
+  }
   if (absl::Status s = CheckFieldName(field); !s.ok()) return cb(s);
   auto create = [this, field, delta](Callback<SessionCounter> cb) {
     Create({{field, std::to_string(delta)}}, kCreateTries,
@@ -220,12 +383,12 @@ void SessionStore::Increment(absl::string_view cookie, std::string field,
              cb(SessionCounter{s->id, true, delta, s->expires_unix});
            });
   };
-  if (!IsWellFormedSessionId(cookie)) return create(std::move(cb));
-  std::string id(cookie);
+  if (!id) return create(std::move(cb));
   Eval(kIncrementScript,
-       {"EVALSHA", "", "1", KeyFor(id), idle_seconds_, field,
+       {"EVALSHA", "", "1", KeyFor(*id), idle_seconds_, field,
         std::to_string(delta)},
-       [id, create, cb = std::move(cb)](absl::StatusOr<RedisReply> r) mutable {
+       [id = *id, create,
+        cb = std::move(cb)](absl::StatusOr<RedisReply> r) mutable {
          if (!r.ok()) return cb(r.status());
          if (r->is_nil()) return create(std::move(cb));
          if (r->elements.size() != 2) {
@@ -236,13 +399,18 @@ void SessionStore::Increment(absl::string_view cookie, std::string field,
        });
 }
 
-void SessionStore::Set(absl::string_view id, SessionFields fields, Done cb) {
-  if (absl::Status s = CheckFields(fields); !s.ok()) return cb(s);
-  if (!IsWellFormedSessionId(id)) {
-    return cb(absl::NotFoundError("no such session"));
+void SessionStore::Set(absl::string_view cookie, SessionFields fields,
+                       Done cb) {
+  if (!options_error_.ok()) return cb(options_error_);
+  std::optional<std::string> id = IdFromCookie(cookie);
+  if (!id) return cb(absl::NotFoundError("no such session"));
+  if (connect_redis_) {
+    return connect_redis_->Set(std::move(*id), std::move(fields),
+                               std::move(cb));
   }
+  if (absl::Status s = CheckFields(fields); !s.ok()) return cb(s);
   if (fields.empty()) return cb(absl::OkStatus());
-  std::vector<std::string> args = {"EVALSHA", "", "1", KeyFor(id),
+  std::vector<std::string> args = {"EVALSHA", "", "1", KeyFor(*id),
                                    idle_seconds_};
   for (auto& [name, value] : fields) {
     args.push_back(name);
@@ -256,20 +424,28 @@ void SessionStore::Set(absl::string_view id, SessionFields fields, Done cb) {
        });
 }
 
-void SessionStore::Destroy(absl::string_view id, Done cb) {
-  if (!IsWellFormedSessionId(id)) return cb(absl::OkStatus());
+void SessionStore::Destroy(absl::string_view cookie, Done cb) {
+  if (!options_error_.ok()) return cb(options_error_);
+  std::optional<std::string> id = IdFromCookie(cookie);
+  if (!id) return cb(absl::OkStatus());
+  if (connect_redis_)
+    return connect_redis_->Destroy(std::move(*id), std::move(cb));
   redis_.Command(
-      {"DEL", KeyFor(id)},
+      {"DEL", KeyFor(*id)},
       [cb = std::move(cb)](absl::StatusOr<RedisReply> r) { cb(r.status()); });
 }
 
-void SessionStore::Rotate(absl::string_view id, Callback<std::string> cb) {
-  if (!IsWellFormedSessionId(id)) {
-    return cb(absl::NotFoundError("no such session"));
-  }
+void SessionStore::Rotate(absl::string_view cookie,
+                          Callback<std::string> cb_in) {
+  if (!options_error_.ok()) return cb_in(options_error_);
+  Callback<std::string> cb = Signing(std::move(cb_in));
+  std::optional<std::string> id = IdFromCookie(cookie);
+  if (!id) return cb(absl::NotFoundError("no such session"));
+  if (connect_redis_)
+    return connect_redis_->Rotate(std::move(*id), std::move(cb));
   absl::StatusOr<std::string> fresh = NewSessionId();
   if (!fresh.ok()) return cb(fresh.status());
-  Eval(kRotateScript, {"EVALSHA", "", "2", KeyFor(id), KeyFor(*fresh)},
+  Eval(kRotateScript, {"EVALSHA", "", "2", KeyFor(*id), KeyFor(*fresh)},
        [fresh = *fresh, cb = std::move(cb)](absl::StatusOr<RedisReply> r) {
          if (!r.ok()) return cb(r.status());
          if (r->integer == 1) return cb(fresh);

@@ -13,6 +13,14 @@
 // never an error. When Redis is unavailable the callbacks get Unavailable
 // (answer 503) and nothing else is affected.
 //
+// Two formats (SessionOptions::format): corral's (above), shared with the
+// Node package's CorralStore; and express-session + connect-redis's
+// (`sess:<id>` JSON documents, signed `connect.sid` cookies), so a C++
+// service joins an existing Express app's sessions (connect_redis_sessions.h).
+// With cookie_secrets set, cookie values are signed as express-session signs
+// them (cookie_signature.h) and every `id` / `cookie` below is that signed
+// cookie value: the API is the same either way.
+//
 // Single-threaded: use from the loop that runs the RedisClient. Callbacks
 // run on that loop: posted after Redis answers, or at once for an argument
 // error (a reserved field name).
@@ -22,6 +30,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,14 +44,46 @@
 
 namespace corral::worker {
 
-struct SessionOptions {
-  // A session unused this long ends (sliding: every use restarts it).
-  absl::Duration idle_timeout = absl::Minutes(30);
-  // A session ends this long after creation however busy it is.
-  absl::Duration absolute_timeout = absl::Hours(8);
-  // Redis key prefix; the hex SHA-256 of the id follows.
-  std::string key_prefix = "corral:sess:";
+class ConnectRedisSessions;
+
+enum class SessionFormat {
+  kCorral,        // one hash per hashed id (docs/sessions.md)
+  kConnectRedis,  // express-session + connect-redis: "sess:<id>" = JSON
 };
+
+struct SessionOptions {
+  // A session unused this long ends (sliding: every use restarts it). In
+  // kConnectRedis: the cookie maxAge of sessions this store creates (the
+  // sessions' own cookie.originalMaxAge governs their TTL).
+  absl::Duration idle_timeout = absl::Minutes(30);
+  // A session ends this long after creation however busy it is (kCorral
+  // only: express-session has no such limit).
+  absl::Duration absolute_timeout = absl::Hours(8);
+  // Redis key prefix; empty: "corral:sess:" (the hex SHA-256 of the id
+  // follows) or "sess:" (the id follows; connect-redis's `prefix`).
+  std::string key_prefix = "";
+  SessionFormat format = SessionFormat::kCorral;
+  // express-session's `secret`: cookies are "s:<id>.<HMAC-SHA256>",
+  // URL-encoded; the first secret signs, every one verifies (rotation).
+  // Empty: the cookie is the bare id (kCorral only).
+  std::vector<std::string> cookie_secrets = {};
+  // The cookie the application reads and sets (express-session's `name`).
+  std::string cookie_name = "corral_sid";
+  // kConnectRedis: TTL of a session whose cookie has no maxAge
+  // (connect-redis's `ttl`, one day by default).
+  absl::Duration connect_redis_ttl = absl::Hours(24);
+};
+
+// SessionOptions from the environment, each unset variable keeping its
+// default: SESSION_FORMAT (corral | connect-redis), SESSION_SECRET (the
+// signing secret) and SESSION_OLD_SECRETS (comma separated, still
+// accepted), SESSION_COOKIE_NAME (default corral_sid, or connect.sid for
+// connect-redis), SESSION_KEY_PREFIX, SESSION_IDLE_TIMEOUT,
+// SESSION_ABSOLUTE_TIMEOUT (durations: 30m, 8h). Errors name the variable.
+absl::StatusOr<SessionOptions> SessionOptionsFromEnvironment();
+
+// Checks a SessionOptions (SessionStore::Create does).
+absl::Status ValidateSessionOptions(const SessionOptions& options);
 
 using SessionFields = std::map<std::string, std::string>;
 
@@ -67,7 +109,10 @@ class SessionStore {
   using Callback = std::function<void(absl::StatusOr<T>)>;
   using Done = std::function<void(absl::Status)>;
 
+  // With options ValidateSessionOptions refuses, every call fails with
+  // that error (check them first).
   SessionStore(RedisClient& redis, SessionOptions options = {});
+  ~SessionStore();
   SessionStore(const SessionStore&) = delete;
   SessionStore& operator=(const SessionStore&) = delete;
 
@@ -81,7 +126,8 @@ class SessionStore {
   void Increment(absl::string_view cookie, std::string field, int64_t delta,
                  Callback<SessionCounter> cb);
 
-  // Sets fields of an existing session. NotFound when it is gone.
+  // Sets fields of an existing session. NotFound when it is gone. In
+  // kConnectRedis the values are JSON text ("7", "\"bob\"").
   void Set(absl::string_view id, SessionFields fields, Done cb);
 
   // Ends a session (logout). OK also when it did not exist.
@@ -92,13 +138,21 @@ class SessionStore {
   // session is gone.
   void Rotate(absl::string_view id, Callback<std::string> cb);
 
-  // The Redis key of a session id.
+  // The Redis key of a session id (the bare id, not the cookie value).
   std::string KeyFor(absl::string_view id) const;
+  // The cookie value for a bare id (signed when there are secrets), and
+  // back: nullopt when the cookie is not one this store could have issued.
+  std::string CookieValue(absl::string_view id) const;
+  std::optional<std::string> IdFromCookie(absl::string_view cookie) const;
   bool available() const { return redis_.up(); }
   const SessionOptions& options() const { return options_; }
 
  private:
   void Create(SessionFields initial, int tries, Callback<Session> cb);
+  // The callbacks with bare ids turned into cookie values.
+  Callback<Session> Signing(Callback<Session> cb) const;
+  Callback<SessionCounter> Signing(Callback<SessionCounter> cb) const;
+  Callback<std::string> Signing(Callback<std::string> cb) const;
   // args = {any, any, numkeys, keys..., argv...}; the first two slots get
   // EVALSHA and the script's SHA-1 (or EVAL and the script).
   void Eval(const char* script, std::vector<std::string> args,
@@ -110,6 +164,8 @@ class SessionStore {
   const std::string idle_seconds_;
   const std::string absolute_seconds_;
   std::unordered_map<const char*, std::string> script_shas_;
+  const absl::Status options_error_;
+  std::unique_ptr<ConnectRedisSessions> connect_redis_;  // kConnectRedis
 };
 
 }  // namespace corral::worker

@@ -1,0 +1,377 @@
+'use strict';
+// An express-session Store over the corral session layout (docs/sessions.md),
+// the one the C++ SessionStore uses, so Node and C++ workers share sessions:
+//
+//   key    corral:sess:<hex SHA-256 of the id>      (the id never reaches Redis)
+//   _created, _expires                             unix seconds, Redis' clock
+//   _cookie                                         express-session's cookie (JSON)
+//   <name>                                          one field per session property,
+//                                                   as JSON text ("7", "\"bob\"")
+//   TTL    min(idle timeout, _expires - now), renewed on every use
+//
+// Every operation is one Lua script (atomic, EVALSHA with an EVAL fallback):
+// sliding idle expiry and an absolute end that no write extends. A save
+// writes only the properties the request changed (and deletes the ones it
+// removed), so two requests, or a Node and a C++ worker, changing different
+// fields of one session at once lose nothing, and a session that ended
+// (logout, expiry) while a request was running is not brought back by it.
+//
+// While Redis is down every call fails at once with an error that has
+// .unavailable = true and .status = 503 (Express answers 503 with it) and
+// says why ("redis is down (redis://...): connect ECONNREFUSED ...").
+//
+//   const session = require('express-session');
+//   const { CorralStore } = require('@corral/node/session');
+//   const store = new CorralStore();            // REDIS_URL / REDIS_SENTINELS
+//   app.use(session({ store, genid: store.genid, secret: process.env.SESSION_SECRET,
+//                     name: 'corral_sid', resave: false, saveUninitialized: false }));
+
+const crypto = require('node:crypto');
+const { Store } = require('express-session');
+const { createRedis, isUnavailable } = require('./redis');
+const { durationEnv } = require('./env');
+
+// KEYS[1] session; ARGV[1] idle seconds. The C++ SDK's touch script.
+const TOUCH = `
+local exp = redis.call('HGET', KEYS[1], '_expires')
+if not exp then return false end
+local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) return false end
+redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
+return redis.call('HGETALL', KEYS[1])
+`;
+
+// KEYS[1] session; ARGV[1] idle s, ARGV[2] absolute s, ARGV[3] mode,
+// ARGV[4] n, ARGV[5 .. 4+2n] field/value pairs to write, the rest: fields to
+// delete. mode "update": only an existing session (0 when it is gone);
+// "replace": create it when missing, and drop application fields not written.
+const SAVE = `
+local now = tonumber(redis.call('TIME')[1])
+local exp = redis.call('HGET', KEYS[1], '_expires')
+if exp and tonumber(exp) <= now then redis.call('DEL', KEYS[1]) exp = false end
+local n = tonumber(ARGV[4])
+local del = 5 + 2 * n
+if not exp then
+  if ARGV[3] ~= 'replace' then return 0 end
+  exp = now + tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], '_created', now, '_expires', exp)
+elseif ARGV[3] == 'replace' then
+  local keep = {}
+  for i = 5, del - 1, 2 do keep[ARGV[i]] = true end
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if f ~= '_created' and f ~= '_expires' and not keep[f] then redis.call('HDEL', KEYS[1], f) end
+  end
+end
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, del - 1)) end
+if #ARGV >= del then redis.call('HDEL', KEYS[1], unpack(ARGV, del)) end
+redis.call('EXPIRE', KEYS[1], math.max(1, math.min(tonumber(ARGV[1]), tonumber(exp) - now)))
+return 1
+`;
+
+// KEYS[1] session; ARGV[1] idle seconds, ARGV[2] field, ARGV[3] delta. The
+// C++ SDK's increment script: {value, expires} or nil (no session).
+const INCREMENT = `
+local exp = redis.call('HGET', KEYS[1], '_expires')
+if not exp then return false end
+local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) return false end
+local v = redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
+return {v, tonumber(exp)}
+`;
+
+const sha1 = (text) => crypto.createHash('sha1').update(text).digest('hex');
+const SHAS = new Map([TOUCH, SAVE, INCREMENT].map((s) => [s, sha1(s)]));
+const RESERVED = new Set(['_created', '_expires', '_cookie']);
+// How long a command waits for a connection being made (the connect timeout).
+const CONNECT_WAIT_MS = 500;
+const NOT_CORRAL_ID = 'CorralStore: the session id is not a corral id: ' +
+  'give express-session genid: store.genid (32 random bytes, base64url)';
+const kLoaded = Symbol('corral.session.loaded');
+const kFields = Symbol('corral.session.fields');
+
+// A fresh session id: 32 random bytes as unpadded base64url (43 characters),
+// as the C++ SDK draws them. Give it to express-session as `genid`.
+function genid() {
+  return crypto.randomBytes(32).toString('base64url');
+}
+
+// Exactly the ids genid() can return; anything else never reaches Redis.
+function isWellFormedId(id) {
+  return typeof id === 'string' && /^[A-Za-z0-9_-]{43}$/.test(id) &&
+    Buffer.from(id, 'base64url').toString('base64url') === id;
+}
+
+function seconds(ms) {
+  return String(Math.max(1, Math.floor(ms / 1000)));
+}
+
+// Session properties -> { field: JSON text }.
+function toFields(sess) {
+  const fields = {};
+  for (const [name, value] of Object.entries(sess)) {
+    if (name === 'cookie') continue;
+    if (RESERVED.has(name)) throw new Error(`session property "${name}" is reserved by the corral layout`);
+    const text = JSON.stringify(value);
+    if (text !== undefined) fields[name] = text;
+  }
+  if (sess.cookie) fields._cookie = JSON.stringify(sess.cookie);
+  return fields;
+}
+
+// HGETALL's [name, value, ...] -> session object. A value that is not JSON
+// (a C++ worker wrote a plain string) is that string.
+function fromHash(flat) {
+  const sess = {};
+  const fields = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = String(flat[i]);
+    const text = String(flat[i + 1]);
+    if (name === '_created' || name === '_expires') continue;
+    fields[name] = text;
+    if (name === '_cookie') continue;
+    try {
+      sess[name] = JSON.parse(text);
+    } catch {
+      sess[name] = text;
+    }
+  }
+  let cookie = null;
+  try {
+    cookie = fields._cookie ? JSON.parse(fields._cookie) : null;
+  } catch {
+    cookie = null;
+  }
+  // A session a C++ worker created has no express-session cookie: a session
+  // cookie (no Max-Age); the browser keeps the one the C++ worker set.
+  sess.cookie = cookie || { originalMaxAge: null, expires: null, httpOnly: true, path: '/' };
+  Object.defineProperty(sess, kFields, { value: fields });
+  return sess;
+}
+
+function unavailable(err, store) {
+  const why = store && !store.up ? `redis is down (${store.where}): ${store.lastError}` : err.message;
+  const e = new Error(why);
+  e.unavailable = true;
+  e.status = 503;
+  e.cause = err;
+  return e;
+}
+
+class CorralStore extends Store {
+  // options: { client (a node-redis client or sentinel; else one is made
+  // from url / sentinels / masterName or REDIS_URL, REDIS_SENTINELS,
+  // REDIS_MASTER_NAME), idleTimeout (ms; SESSION_IDLE_TIMEOUT, 30m),
+  // absoluteTimeout (ms; SESSION_ABSOLUTE_TIMEOUT, 8h), prefix
+  // ('corral:sess:') }.
+  constructor(options = {}) {
+    super();
+    const idle = options.idleTimeout ?? durationEnv('SESSION_IDLE_TIMEOUT', 30 * 60 * 1000);
+    const absolute = options.absoluteTimeout ?? durationEnv('SESSION_ABSOLUTE_TIMEOUT', 8 * 3600 * 1000);
+    if (!(idle > 0) || !(absolute > 0)) throw new Error('CorralStore: idle and absolute timeouts must be positive');
+    this.idleSeconds = seconds(idle);
+    this.absoluteSeconds = seconds(absolute);
+    this.prefix = options.prefix ?? 'corral:sess:';
+    this.genid = genid;
+    this.up = false;
+    this.lastError = 'not connected yet';
+    if (options.client) {
+      this.client = options.client;
+      // A sentinel client (createSentinel) takes an isReadonly first.
+      this.send = typeof options.client.getMasterNode === 'function'
+        ? (args) => options.client.sendCommand(false, args)
+        : (args) => options.client.sendCommand(args);
+      this.where = 'the given client';
+    } else {
+      const r = createRedis(options);
+      this.client = r.client;
+      this.send = r.send;
+      this.where = r.describe;
+    }
+    this.checkGeneratedIds();
+    this.watch();
+    if (!this.client.isOpen) {
+      // Retries by itself (reconnect strategy); errors arrive as events.
+      this.client.connect().catch(() => {});
+    } else {
+      this.up = this.client.isReady;
+    }
+  }
+
+  // express-session installs store.generate with its own id generator: a
+  // session it makes with an id the C++ side would refuse (no genid option)
+  // fails the request at once, with the fix in the message, instead of
+  // failing later, after the response is sent, in set().
+  checkGeneratedIds() {
+    let generate;
+    Object.defineProperty(this, 'generate', {
+      configurable: true,
+      get: () => generate,
+      set: (fn) => {
+        generate = (req) => {
+          fn(req);
+          if (!isWellFormedId(req.sessionID)) throw new Error(NOT_CORRAL_ID);
+        };
+      },
+    });
+  }
+
+  // 'redis' events (up, detail) on every change between up and down, not
+  // on every failed retry; the latest reason is kept for the 503 message.
+  // `connecting` (the first connection, or a reconnect attempt after a
+  // loss) lets commands wait for it, as the C++ RedisClient does.
+  watch() {
+    let reported = false;
+    this.connecting = true;
+    this.waiters = new Set();
+    const settle = () => {
+      this.connecting = false;
+      for (const w of this.waiters) w();
+      this.waiters.clear();
+    };
+    const report = (up, detail) => {
+      if (!up) this.lastError = detail;
+      settle();
+      if (reported && up === this.up) return;
+      reported = true;
+      this.up = up;
+      if (up) this.lastError = '';
+      this.emit('redis', up, detail);
+    };
+    this.client.on('ready', () => report(true, this.where));
+    this.client.on('error', (err) => report(false, err.message || String(err)));
+    this.client.on('end', () => report(false, 'connection closed'));
+    this.client.on('reconnecting', () => { if (this.up) this.connecting = true; });
+  }
+
+  // While a connection is being made, waits for it (up to the connect
+  // timeout); while Redis is down, returns at once (the command fails).
+  settled() {
+    if (this.up || !this.connecting) return null;
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); this.waiters.delete(done); resolve(); };
+      const timer = setTimeout(done, CONNECT_WAIT_MS);
+      this.waiters.add(done);
+    });
+  }
+
+  keyFor(id) {
+    return this.prefix + crypto.createHash('sha256').update(id).digest('hex');
+  }
+
+  async eval(script, keys, args) {
+    const tail = [String(keys.length), ...keys, ...args];
+    await this.settled();
+    try {
+      try {
+        return await this.send(['EVALSHA', SHAS.get(script), ...tail]);
+      } catch (err) {
+        if (!String(err.message).startsWith('NOSCRIPT')) throw err;
+        return await this.send(['EVAL', script, ...tail]);
+      }
+    } catch (err) {
+      throw isUnavailable(err) ? unavailable(err, this) : err;
+    }
+  }
+
+  get(sid, cb) {
+    if (!isWellFormedId(sid)) return process.nextTick(cb, null, null);
+    this.eval(TOUCH, [this.keyFor(sid)], [this.idleSeconds]).then(
+      (flat) => cb(null, flat ? fromHash(flat) : null), (err) => cb(err));
+  }
+
+  // express-session makes req.session from what get() returned: remember
+  // the fields as loaded, so that set() writes only what changed.
+  createSession(req, sess) {
+    Object.defineProperty(req, kLoaded, { value: { id: req.sessionID, fields: sess[kFields] || {} },
+      configurable: true });
+    return super.createSession(req, sess);
+  }
+
+  set(sid, sess, cb = () => {}) {
+    if (!isWellFormedId(sid)) {
+      return process.nextTick(cb, new Error(NOT_CORRAL_ID));
+    }
+    let fields;
+    try {
+      fields = toFields(sess);
+    } catch (err) {
+      return process.nextTick(cb, err);
+    }
+    const loaded = sess.req && sess.req[kLoaded] && sess.req[kLoaded].id === sid
+      ? sess.req[kLoaded].fields : null;
+    const write = [];
+    const remove = [];
+    for (const [name, text] of Object.entries(fields)) {
+      if (!loaded || loaded[name] !== text) write.push(name, text);
+    }
+    if (loaded) {
+      for (const name of Object.keys(loaded)) if (!(name in fields)) remove.push(name);
+    }
+    const mode = loaded ? 'update' : 'replace';
+    this.eval(SAVE, [this.keyFor(sid)],
+      [this.idleSeconds, this.absoluteSeconds, mode, String(write.length / 2), ...write, ...remove])
+      .then(() => {
+        // Later saves in this request compare against what is now stored.
+        if (loaded) sess.req[kLoaded].fields = fields;
+        cb(null);
+      }, (err) => cb(err));
+  }
+
+  // True when req.session came from Redis (not created by this request).
+  loaded(req) {
+    return Boolean(req[kLoaded] && req[kLoaded].id === req.sessionID);
+  }
+
+  // Adds `delta` to the integer property `field` of req.session in Redis,
+  // atomically (HINCRBY in a script, as the C++ SessionStore::Increment):
+  // concurrent requests, on any worker in any language, lose no increment,
+  // which a read-modify-write of req.session would. Resolves with the new
+  // value, also set in req.session. A session new in this request is saved
+  // at once (so Redis being down fails the request, not after the answer).
+  async increment(req, field, delta = 1) {
+    if (RESERVED.has(field) || field === 'cookie') throw new Error(`session property "${field}" is reserved`);
+    const loaded = req[kLoaded];
+    if (!this.loaded(req)) {
+      // New in this request: create it in Redis now, so that Redis being
+      // down is an error before the answer (express-session would save it
+      // after the headers are out, too late for a 503).
+      req.session[field] = (Number(req.session[field]) || 0) + delta;
+      await new Promise((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
+      return req.session[field];
+    }
+    const r = await this.eval(INCREMENT, [this.keyFor(req.sessionID)],
+      [this.idleSeconds, field, String(delta)]);
+    if (!r) {
+      // Ended meanwhile (logout, expiry): a fresh session for this request.
+      const e = new Error('the session ended during this request');
+      e.status = 409;
+      throw e;
+    }
+    const value = Number(r[0]);
+    req.session[field] = value;
+    // Stored already: the save at the end of the request must not write it
+    // again (that would undo increments made since by other requests).
+    loaded.fields[field] = JSON.stringify(value);
+    return value;
+  }
+
+  touch(sid, sess, cb = () => {}) {
+    if (!isWellFormedId(sid)) return process.nextTick(cb, null);
+    this.eval(TOUCH, [this.keyFor(sid)], [this.idleSeconds]).then(() => cb(null), (err) => cb(err));
+  }
+
+  destroy(sid, cb = () => {}) {
+    if (!isWellFormedId(sid)) return process.nextTick(cb, null);
+    Promise.resolve(this.settled()).then(() => this.send(['DEL', this.keyFor(sid)])).then(() => cb(null),
+      (err) => cb(isUnavailable(err) ? unavailable(err, this) : err));
+  }
+
+  // Closes the Redis connection (call it from corral.onShutdown).
+  async close() {
+    if (!this.client.isOpen) return;
+    await (typeof this.client.close === 'function' ? this.client.close() : this.client.quit());
+  }
+}
+
+module.exports = { CorralStore, genid, isWellFormedId };
