@@ -4,6 +4,9 @@
 Systems (2 workers each, one at a time, in interleaved rounds):
   corral-worker  corral-agent -- corral-worker (the C++ SDK)
   corral-node    corral-agent --ready=ipc -- node app.js
+  corral-node-register
+                 corral-agent --ready=ipc -- node -r worker/node/register.js
+                 tutorial-app.js (an unmodified app.listen(3000) app)
   pm2            pm2 start app.js -i 2 (cluster mode), pm2 reload
   node-cluster   node node-cluster.js (a tutorial primary, SIGHUP restart)
   bare-node      2 x node app.js on one socket opened here: no supervisor
@@ -36,7 +39,7 @@ import report  # noqa: E402
 import systems  # noqa: E402
 from systems import poll, spawn  # noqa: E402
 
-ALL = ["corral-worker", "corral-node", "pm2", "node-cluster", "bare-node",
+ALL = ["corral-worker", "corral-node", "corral-node-register", "pm2", "node-cluster", "bare-node",
        "bare-worker"]
 PM2 = os.path.join(HERE, "node_modules", ".bin", "pm2")
 
@@ -243,6 +246,9 @@ def make_system(name, tmp, env, log, paths, args):
     if name == "corral-node":
         return systems.Corral(name, w, tmp, env, log, paths, True,
                               args.agent_flag)
+    if name == "corral-node-register":
+        return systems.Corral(name, w, tmp, env, log, paths, True,
+                              args.agent_flag, register=True)
     if name == "pm2":
         return systems.Pm2(name, w, tmp, env, log, PM2)
     if name == "node-cluster":

@@ -5,18 +5,22 @@ import platform
 import subprocess
 
 NA = "n/a"
-ORDER = ["corral-worker", "corral-node", "pm2", "node-cluster", "bare-node",
+ORDER = ["corral-worker", "corral-node", "corral-node-register", "pm2", "node-cluster", "bare-node",
          "bare-worker"]
 LABEL = {"corral-worker": "corral + corral-worker",
-         "corral-node": "corral + Node app", "pm2": "PM2 cluster",
+         "corral-node": "corral + Node app",
+         "corral-node-register": "corral + tutorial app, node -r register",
+         "pm2": "PM2 cluster",
          "node-cluster": "Node cluster", "bare-node": "no supervisor, Node",
          "bare-worker": "no supervisor, corral-worker"}
 COLOR = {"corral-worker": "#1b6ca8", "corral-node": "#4fa3d9",
+         "corral-node-register": "#8e44ad",
          "pm2": "#c0392b", "node-cluster": "#27ae60", "bare-node": "#7f8c8d",
          "bare-worker": "#b0b7bb"}
 # The no-supervisor run of the same app: the throughput limit.
 LIMIT = {"corral-worker": "bare-worker", "bare-worker": "bare-worker",
-         "corral-node": "bare-node", "pm2": "bare-node",
+         "corral-node": "bare-node", "corral-node-register": "bare-node",
+         "pm2": "bare-node",
          "node-cluster": "bare-node", "bare-node": "bare-node"}
 KINDS = ["refused", "reset", "eof_idle", "eof_mid", "eof_new", "timeout",
          "non2xx", "other"]

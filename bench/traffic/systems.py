@@ -17,6 +17,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APP_JS = os.path.join(HERE, "app.js")
+TUTORIAL_JS = os.path.join(HERE, "tutorial-app.js")
+REGISTER_JS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "worker",
+                           "node", "register.js")
 CLUSTER_JS = os.path.join(HERE, "node-cluster.js")
 _libc = ctypes.CDLL(None)
 PROCS = []  # every Popen this script started, for the final cleanup
@@ -163,12 +166,14 @@ class Corral(System):
     scalable = True
 
     def __init__(self, name, workers, tmp, env, log, paths, node_app,
-                 agent_flags):
+                 agent_flags, register=False):
         super().__init__(name, workers, tmp, env, log)
         self.paths, self.node_app = paths, node_app
         self.agent_flags = agent_flags
+        self.register = register
         self.sock = os.path.join(tmp, "%s.sock" % name)
-        self.marker = APP_JS if node_app else paths["worker"]
+        self.marker = (TUTORIAL_JS if register else
+                       APP_JS if node_app else paths["worker"])
         self.proc = None
 
     def start(self):
@@ -185,7 +190,11 @@ class Corral(System):
         argv = [self.paths["agent"]]
         argv += ["%s=%s" % kv for kv in flags.items() if kv[0] not in given]
         argv += self.agent_flags + ["--"]
-        argv += ["node", APP_JS] if self.node_app else [self.paths["worker"]]
+        if self.register:
+            argv += ["node", "-r", REGISTER_JS, TUTORIAL_JS]
+        else:
+            argv += (["node", APP_JS] if self.node_app
+                     else [self.paths["worker"]])
         self.proc = spawn(argv, env=self.env, stdout=self.log,
                           stderr=subprocess.STDOUT)
         self.wait_serving()
