@@ -297,7 +297,11 @@ void Supervisor::OnNotify(pid_t pid, const NotifyMessage& message) {
   }
   if (message.watchdog || message.ready) p->last_ping = now;
   if (message.extend_timeout && p->state != WorkerState::kReady && !p->killed) {
-    p->deadline = std::max(p->deadline, now + *message.extend_timeout);
+    // The parser refuses more than the limit, but a message may come from
+    // elsewhere: clamp before adding, so now + extension cannot overflow.
+    const Duration extend = std::clamp(*message.extend_timeout,
+                                       Duration::zero(), kMaxExtendTimeout);
+    p->deadline = std::max(p->deadline, now + extend);
   }
   if (message.stopping && !p->said_stopping) {
     p->said_stopping = true;

@@ -462,5 +462,21 @@ TEST_F(SupervisorTest, ExtendTimeoutPostponesTheReadyDeadline) {
   EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGKILL));
 }
 
+TEST_F(SupervisorTest, HugeExtendTimeoutIsClampedNotWrapped) {
+  // A message built elsewhere may carry any Duration: now + max once
+  // overflowed (UB; in practice a deadline in the past, so ignored).
+  config_.ready_timeout = seconds(5);
+  Start(1);
+  NotifyMessage m;
+  m.extend_timeout = Duration::max();
+  sup_->OnNotify(100, m);
+  AdvanceTo(seconds(6));
+  EXPECT_TRUE(procs_.signals.empty());
+  // Clamped to the 24 h limit, not forever.
+  EXPECT_EQ(NextIn(), kMaxExtendTimeout - seconds(6));
+  AdvanceTo(NextIn());
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGKILL));
+}
+
 }  // namespace
 }  // namespace corral::agent
