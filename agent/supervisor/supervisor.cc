@@ -176,18 +176,51 @@ void Supervisor::Retire(Process& p) {
       absl::StrFormat("worker %d (pid %d) sent SIGTERM", p.slot, p.pid), p));
 }
 
+void Supervisor::Abort(Process& p) {
+  const TimePoint now = clock_->Now();
+  p.aborted = true;
+  p.kill_reason = "watchdog";
+  p.deadline = now + config_.abort_grace;
+  NoteKill();
+  processes_->SignalProcess(p.pid, SIGABRT);
+  events_->Emit(
+      WorkerEvent(Level::kWarn, "worker_killed",
+                  absl::StrFormat("worker %d (pid %d) sent no WATCHDOG=1 for "
+                                  "%.0f ms: SIGABRT, SIGKILL in %.0f ms",
+                                  p.slot, p.pid, ToMillis(now - p.last_ping),
+                                  ToMillis(config_.abort_grace)),
+                  p)
+          .With("reason", std::string("watchdog"))
+          .With("signal", std::string("SIGABRT")));
+}
+
 void Supervisor::Kill(Process& p, const std::string& reason) {
   if (p.killed) return;
   p.killed = true;
-  p.kill_reason = reason;
   p.deadline = TimePoint::max();
-  if (mode_ == Mode::kShuttingDown) anything_killed_ = true;
+  NoteKill();
   processes_->SignalGroup(p.pid, SIGKILL);
+  if (p.aborted) {
+    // worker_killed was already said at the SIGABRT.
+    events_->Emit(WorkerEvent(
+        Level::kWarn, "worker_escalated",
+        absl::StrFormat("worker %d (pid %d) survived SIGABRT: SIGKILL", p.slot,
+                        p.pid),
+        p));
+    return;
+  }
+  p.kill_reason = reason;
   events_->Emit(WorkerEvent(Level::kWarn, "worker_killed",
                             absl::StrFormat("worker %d (pid %d) killed: %s",
                                             p.slot, p.pid, reason),
                             p)
                     .With("reason", reason));
+}
+
+void Supervisor::NoteKill() {
+  // Exit status 1 says a worker had to be killed while the agent shut down,
+  // whatever killed it: the stop timeout, the watchdog or the ready timeout.
+  if (mode_ == Mode::kShuttingDown) anything_killed_ = true;
 }
 
 bool Supervisor::OnExit(pid_t pid, ExitStatus status) {
@@ -334,32 +367,9 @@ void Supervisor::Tick() {
       case WorkerState::kReady:
         if (config_.watchdog <= Duration::zero()) break;
         if (!p->aborted && now >= p->last_ping + config_.watchdog) {
-          // SIGABRT first, so the worker can dump its state (gunicorn's
-          // worker_abort); SIGKILL if it is still there after the grace.
-          p->aborted = true;
-          p->kill_reason = "watchdog";
-          p->deadline = now + config_.abort_grace;
-          processes_->SignalProcess(p->pid, SIGABRT);
-          events_->Emit(
-              WorkerEvent(
-                  Level::kWarn, "worker_killed",
-                  absl::StrFormat("worker %d (pid %d) sent no "
-                                  "WATCHDOG=1 for %.0f ms: SIGABRT, "
-                                  "SIGKILL in %.0f ms",
-                                  p->slot, p->pid, ToMillis(now - p->last_ping),
-                                  ToMillis(config_.abort_grace)),
-                  *p)
-                  .With("reason", std::string("watchdog"))
-                  .With("signal", std::string("SIGABRT")));
+          Abort(*p);
         } else if (p->aborted && now >= p->deadline) {
-          p->killed = true;
-          p->deadline = TimePoint::max();
-          processes_->SignalGroup(p->pid, SIGKILL);
-          events_->Emit(WorkerEvent(
-              Level::kWarn, "worker_escalated",
-              absl::StrFormat("worker %d (pid %d) survived SIGABRT: SIGKILL",
-                              p->slot, p->pid),
-              *p));
+          Kill(*p, "watchdog");
         }
         break;
       case WorkerState::kStopping:

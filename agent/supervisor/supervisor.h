@@ -162,7 +162,12 @@ class Supervisor {
   void SpawnSlot(int slot, bool replacement);
   void MarkReady(Process& p);
   void Retire(Process& p);
+  // The only ways the supervisor kills: Abort() sends the watchdog's SIGABRT
+  // to the worker, Kill() SIGKILL to its group (an escalation after Abort()).
+  // Both count for the exit status during a shutdown.
+  void Abort(Process& p);
   void Kill(Process& p, const std::string& reason);
+  void NoteKill();
   void HandleWorkerExit(const Process& p, ExitStatus status);
   void ScheduleRestart(int slot, bool failure);
   void CheckGiveUp();

@@ -478,5 +478,40 @@ TEST_F(SupervisorTest, HugeExtendTimeoutIsClampedNotWrapped) {
   EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGKILL));
 }
 
+// A hung worker the watchdog kills while the shutdown waits out its drain
+// delay was killed by the agent: the exit status says so, as for a worker
+// past --stop-timeout.
+TEST_F(SupervisorTest, WatchdogKillDuringTheDrainDelayExitsOne) {
+  config_.watchdog = seconds(2);
+  config_.abort_grace = seconds(1);
+  config_.drain_delay = seconds(10);
+  Start(1);
+  pid_t pid = PidOf(0);
+  Ready(pid);
+  sup_->Shutdown(SIGTERM);
+  AdvanceTo(seconds(2));  // silent: SIGABRT
+  AdvanceTo(seconds(1));  // still there: SIGKILL
+  EXPECT_THAT(procs_.GroupSignals(pid), ElementsAre(SIGKILL));
+  EXPECT_EQ(sink_.Count("worker_escalated"), 1);
+  Exit(pid, ExitStatus::Signaled(SIGKILL));
+  ASSERT_TRUE(sup_->done());
+  EXPECT_EQ(sup_->exit_code(), 1);
+  EXPECT_EQ(std::get<bool>(*sink_.Last("shutdown_finished")->Find("killed")),
+            true);
+}
+
+TEST_F(SupervisorTest, WorkerAbortedByTheWatchdogDuringShutdownExitsOne) {
+  config_.watchdog = seconds(2);
+  config_.drain_delay = seconds(10);
+  Start(1);
+  pid_t pid = PidOf(0);
+  Ready(pid);
+  sup_->Shutdown(SIGTERM);
+  AdvanceTo(seconds(2));
+  Exit(pid, ExitStatus::Signaled(SIGABRT));  // died of the SIGABRT itself
+  ASSERT_TRUE(sup_->done());
+  EXPECT_EQ(sup_->exit_code(), 1);
+}
+
 }  // namespace
 }  // namespace corral::agent
