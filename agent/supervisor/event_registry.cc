@@ -194,6 +194,9 @@ constexpr EventSpec kEvents[] = {
     {"shutdown_hurried", kWarn,
      "a second SIGTERM or SIGINT (or `Shutdown` with `quick`): the drain delay "
      "(or the stop timeout) is cut short"},
+    {"drain_delay_skipped", kInfo,
+     "`Shutdown` with `quick` (`corralctl stop --now`) during the drain "
+     "delay: workers get SIGTERM now; the stop timeout still applies"},
     {"strays_killed",
      kWarn,
      "at shutdown's SIGKILL step, descendants outside the worker groups were "

@@ -669,6 +669,19 @@ void Supervisor::Shutdown(int signal) {
   MaybeFinish();
 }
 
+bool Supervisor::SkipDrainDelay() {
+  if (phase_ != Phase::kDelay) return false;
+  events_->Emit(Event{Level::kInfo,
+                      "drain_delay_skipped",
+                      absl::StrFormat("drain delay skipped: workers get "
+                                      "SIGTERM now, SIGKILL after %.0f ms",
+                                      ToMillis(config_.stop_timeout)),
+                      {}});
+  BeginStopping();
+  MaybeFinish();
+  return true;
+}
+
 void Supervisor::BeginStopping() {
   phase_ = Phase::kStopping;
   phase_deadline_ = clock_->Now() + config_.stop_timeout;

@@ -83,8 +83,14 @@ class Supervisor {
   // unknown slot; FailedPrecondition when it has no READY process or a
   // reload runs.
   absl::Status Replace(int slot, const std::string& reason);
-  // SIGTERM/SIGINT. A second call cuts the drain short.
+  // SIGTERM/SIGINT. A second call cuts the drain short: the drain delay if
+  // it still runs, else the stop timeout (SIGKILL now).
   void Shutdown(int signal);
+  // Skips what is left of the drain delay of a shutdown or drain: SIGTERM
+  // to every worker now, the stop timeout still applies. Unlike a second
+  // Shutdown() it never leads to SIGKILL, so a repeated request is
+  // harmless (`corralctl stop --now`). False when no drain delay ran.
+  bool SkipDrainDelay();
   // Sends `sig` to every live worker's process group; returns how many.
   int ForwardSignal(int sig);
   // Sets the number of slots: up forks, down stops the highest slots.

@@ -297,6 +297,68 @@ TEST_F(SupervisorTest, SecondSignalCutsTheDrainShort) {
   EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM, SIGKILL));
 }
 
+// `corralctl stop --now`: what agent_service did (Shutdown twice) counted
+// as a second SIGTERM and cut to SIGKILL when the drain delay was 0 or over.
+TEST_F(SupervisorTest, TwoShutdownCallsWithNoDrainDelayKillAtOnce) {
+  config_.drain_delay = seconds(0);
+  Start(1);
+  ReadyAll();
+  sup_->Shutdown(SIGTERM);
+  sup_->Shutdown(SIGTERM);
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM, SIGKILL));
+}
+
+TEST_F(SupervisorTest, SkipDrainDelayTermsNowAndKeepsTheStopTimeout) {
+  config_.drain_delay = seconds(5);
+  config_.stop_timeout = seconds(10);
+  Start(2);
+  ReadyAll();
+  EXPECT_FALSE(sup_->SkipDrainDelay());  // nothing to skip while running
+  sup_->Shutdown(SIGTERM);
+  EXPECT_TRUE(procs_.signals.empty());
+  EXPECT_TRUE(sup_->SkipDrainDelay());
+  EXPECT_EQ(sink_.Count("drain_delay_skipped"), 1);
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  EXPECT_THAT(procs_.GroupSignals(101), ElementsAre(SIGTERM));
+  // Asking again (a retried RPC) changes nothing: no SIGKILL.
+  EXPECT_FALSE(sup_->SkipDrainDelay());
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  EXPECT_EQ(NextIn(), seconds(10));
+  AdvanceTo(seconds(9));
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  Exit(100, ExitStatus::Exited(0));  // an in-flight request finished
+  AdvanceTo(seconds(1));
+  EXPECT_THAT(procs_.GroupSignals(101), ElementsAre(SIGTERM, SIGKILL));
+  Exit(101, ExitStatus::Signaled(SIGKILL));
+  EXPECT_TRUE(sup_->done());
+  EXPECT_EQ(sup_->exit_code(), 1);
+}
+
+TEST_F(SupervisorTest, SkipDrainDelayWithNoDrainDelayIsANoOp) {
+  config_.drain_delay = seconds(0);
+  config_.stop_timeout = seconds(10);
+  Start(1);
+  ReadyAll();
+  sup_->Shutdown(SIGTERM);
+  EXPECT_FALSE(sup_->SkipDrainDelay());
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  Exit(100, ExitStatus::Exited(0));
+  EXPECT_TRUE(sup_->done());
+  EXPECT_EQ(sup_->exit_code(), 0);
+}
+
+TEST_F(SupervisorTest, SkipDrainDelayAlsoShortensADrain) {
+  config_.drain_delay = seconds(5);
+  Start(1);
+  ReadyAll();
+  ASSERT_TRUE(sup_->Drain().ok());
+  EXPECT_TRUE(sup_->SkipDrainDelay());
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  Exit(100, ExitStatus::Exited(0));
+  EXPECT_EQ(sink_.Count("drain_finished"), 1);
+  EXPECT_FALSE(sup_->done());
+}
+
 TEST_F(SupervisorTest, ShutdownWaitsForAdoptedDescendants) {
   config_.drain_delay = seconds(0);
   config_.stop_timeout = seconds(10);
