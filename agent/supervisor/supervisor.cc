@@ -101,7 +101,7 @@ void Supervisor::SpawnSlot(int slot, bool replacement) {
     if (replacement) {
       ReloadAbort(s.last_exit);
     } else {
-      ScheduleRestart(slot, /*failure=*/true);
+      ScheduleRestart(slot, FailureKind::kCrash);
     }
     return;
   }
@@ -271,26 +271,56 @@ void Supervisor::HandleWorkerExit(const Process& p, ExitStatus status) {
   if (p.ready_at && clock_->Now() - *p.ready_at >= config_.stable_period) {
     s.consecutive_failures = 0;
   }
-  if (planned) s.consecutive_failures = 0;
-  ScheduleRestart(p.slot, /*failure=*/!planned);
+  if (planned) {
+    s.consecutive_failures = 0;
+    ScheduleRestart(p.slot, std::nullopt);
+    return;
+  }
+  FailureFacts facts;
+  facts.status = status;
+  facts.signalled_by_agent = p.killed || p.aborted;
+  if (p.ready_at) facts.ready_for = clock_->Now() - *p.ready_at;
+  facts.app_ever_ready = ever_ready_;
+  ScheduleRestart(p.slot, ClassifyFailure(facts, config_.failures));
 }
 
-void Supervisor::ScheduleRestart(int slot, bool failure) {
+void Supervisor::ScheduleRestart(int slot, std::optional<FailureKind> failure) {
   Slot& s = slots_[slot];
   if (failure) s.consecutive_failures++;
   if (mode_ != Mode::kRunning || slot >= target_) return;
-  const Duration delay = failure ? RestartDelay(s.consecutive_failures,
-                                                config_.backoff, unit_random_)
-                                 : Duration::zero();
-  s.restart_at = clock_->Now() + delay;
-  Event e{
-      Level::kInfo,
-      "worker_restart_scheduled",
-      absl::StrFormat("worker %d restarts in %.0f ms", slot, ToMillis(delay)),
-      {}};
-  e.With("worker", int64_t{slot}).With("delay_ms", ToMillis(delay));
+  RestartDecision decision;
+  if (failure) {
+    decision = DecideRestart(
+        {*failure, s.consecutive_failures, target_, OthersInLongBackoff(slot)},
+        config_.backoff, config_.failures, unit_random_);
+  }
+  s.restart_at = clock_->Now() + decision.delay;
+  const std::string cause = failure ? FailureKindName(*failure) : "planned";
+  Event e{Level::kInfo,
+          "worker_restart_scheduled",
+          absl::StrFormat("worker %d restarts in %.0f ms (%s%s)", slot,
+                          ToMillis(decision.delay), cause,
+                          decision.capacity_kept ? ", capacity kept" : ""),
+          {}};
+  e.With("worker", int64_t{slot})
+      .With("delay_ms", ToMillis(decision.delay))
+      .With("cause", cause);
+  if (decision.capacity_kept) e.With("capacity_kept", true);
   events_->Emit(e);
   CheckGiveUp();
+}
+
+int Supervisor::OthersInLongBackoff(int slot) const {
+  const TimePoint now = clock_->Now();
+  int n = 0;
+  for (const auto& [other, s] : slots_) {
+    if (other == slot || other >= target_) continue;
+    if (s.failed ||
+        (s.restart_at && *s.restart_at - now > config_.backoff.min)) {
+      ++n;
+    }
+  }
+  return n;
 }
 
 void Supervisor::CheckGiveUp() {

@@ -44,6 +44,9 @@ struct SupervisorConfig {
   // After SIGABRT for a hung worker, SIGKILL follows after this long.
   Duration abort_grace = std::chrono::seconds(3);
   BackoffOptions backoff;
+  // Crash loop or external failure, and the capacity guard
+  // (docs/restart-policy.md).
+  FailurePolicy failures;
   // A worker READY this long has its failure count reset.
   Duration stable_period = std::chrono::seconds(10);
   // With no worker ever READY, the agent gives up once every slot failed
@@ -175,7 +178,9 @@ class Supervisor {
   void Kill(Process& p, const std::string& reason);
   void NoteKill();
   void HandleWorkerExit(const Process& p, ExitStatus status);
-  void ScheduleRestart(int slot, bool failure);
+  // `failure` is empty for a planned exit (STOPPING=1, then exit 0).
+  void ScheduleRestart(int slot, std::optional<FailureKind> failure);
+  int OthersInLongBackoff(int slot) const;
   void CheckGiveUp();
 
   absl::Status CanRoll() const;

@@ -7,7 +7,7 @@
 
 #include <csignal>
 
-#include "tests/unit/supervisor_fakes.h"
+#include "tests/unit/supervisor_fixture.h"
 
 namespace corral::agent {
 namespace {
@@ -15,58 +15,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using ::testing::ElementsAre;
-
-class SupervisorTest : public ::testing::Test {
- protected:
-  void Make(SupervisorConfig config) {
-    sup_ = std::make_unique<Supervisor>(config, &clock_, &procs_, &sink_,
-                                        [] { return 0.5; });  // no jitter
-  }
-  void Start(int workers) {
-    SupervisorConfig c = config_;
-    c.workers = workers;
-    Make(c);
-    sup_->Start();
-  }
-  // The pid of the latest spawn of `slot`.
-  pid_t PidOf(int slot) const {
-    for (const WorkerView& w : sup_->Workers()) {
-      if (w.slot == slot && w.pid != 0 && w.state != WorkerState::kStopping) {
-        return w.pid;
-      }
-    }
-    return 0;
-  }
-  void Ready(pid_t pid) {
-    NotifyMessage m;
-    m.ready = true;
-    sup_->OnNotify(pid, m);
-  }
-  void ReadyAll() {
-    for (const WorkerView& w : sup_->Workers()) {
-      if (w.state == WorkerState::kStarting) Ready(w.pid);
-    }
-  }
-  bool Exit(pid_t pid, ExitStatus status) {
-    procs_.alive.erase(pid);
-    return sup_->OnExit(pid, status);
-  }
-  // Advances to the next deadline (at most `limit`) and ticks.
-  void AdvanceTo(Duration d) {
-    clock_.Advance(d);
-    sup_->Tick();
-  }
-  Duration NextIn() const {
-    auto next = sup_->NextDeadline();
-    return next ? *next - clock_.Now() : Duration::max();
-  }
-
-  SupervisorConfig config_;
-  FakeClock clock_;
-  FakeProcesses procs_;
-  RecordingSink sink_;
-  std::unique_ptr<Supervisor> sup_;
-};
 
 TEST_F(SupervisorTest, StartsOneProcessPerSlotWithGenerationOne) {
   Start(3);
