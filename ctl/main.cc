@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "ctl/client.h"
 #include "ctl/commands.h"
 #include "ctl/completion.h"
@@ -41,6 +43,31 @@ struct Arguments {
   int frames = 0;
   std::string shell;
 };
+
+// Number checks that name the flag and the value in words. CLI11's own
+// (NonNegativeNumber, PositiveNumber) print their range as a 309-digit
+// float. The flag name comes first from CLI11 ("--lines: ...").
+CLI::Validator WholeNumber(const std::string& what) {
+  return CLI::Validator(
+      [what](std::string& value) -> std::string {
+        int n = 0;
+        if (absl::SimpleAtoi(value, &n) && n >= 0) return "";
+        return absl::StrCat("'", value, "' is not ", what,
+                            ": give a whole number from 0 to 2147483647");
+      },
+      "INT>=0");
+}
+
+CLI::Validator PositiveSeconds() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        double d = 0;
+        if (absl::SimpleAtod(value, &d) && d > 0 && d < 1e9) return "";
+        return absl::StrCat("'", value,
+                            "' is not a number of seconds above 0 (e.g. 0.5)");
+      },
+      "SECONDS>0");
+}
 
 // A subcommand whose callback sets `run` to `command`.
 CLI::App* Command(CLI::App& app, Run* run, const std::string& name,
@@ -117,7 +144,7 @@ void AddStreamCommands(CLI::App& app, Arguments& a, Run* run) {
   logs->add_flag("-f,--follow", a.follow, "keep printing new lines");
   logs->add_option("-n,--lines", a.lines, "how many past lines first")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber("a number of lines"));
   Command(app, run, "events",
           "agent events as they happen (worker_ready, "
           "worker_exited, ...)",
@@ -136,11 +163,12 @@ void AddStreamCommands(CLI::App& app, Arguments& a, Run* run) {
               });
   top->add_option("--interval", a.interval, "seconds between refreshes")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(PositiveSeconds());
   top->add_option("--count", a.frames,
                   "stop after this many refreshes "
                   "(0 = until q)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(WholeNumber("a number of refreshes"));
   CLI::App* health = Command(
       app, run, "health",
       "liveness and readiness, as the kubelet sees them; exit 0 when all "
@@ -179,7 +207,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--timeout", a.timeout_seconds,
                  "seconds to wait for an answer")
-      ->check(CLI::PositiveNumber)
+      ->check(PositiveSeconds())
       ->capture_default_str();
   AddAgentCommands(app, a, &run);
   AddStreamCommands(app, a, &run);

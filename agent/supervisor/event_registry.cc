@@ -111,8 +111,16 @@ constexpr EventSpec kEvents[] = {
         "it was being stopped, or said STOPPING=1 and exited 0"}}}},
     {"worker_restart_scheduled",
      kInfo,
-     "the slot starts again after the delay (backoff after a failure)",
-     {{kWorker, {"delay_ms", T::kDouble, false, ""}}}},
+     "the slot starts again after the delay (backoff after a failure; "
+     "docs/restart-policy.md)",
+     {{kWorker,
+       {"delay_ms", T::kDouble, false, ""},
+       {"cause", T::kString, false,
+        "`planned` (STOPPING=1, exit 0), `crash` (never READY or gone within "
+        "1 s of READY), `external` (a SIGKILL the agent did not send, or "
+        "READY at least 1 s)"},
+       {"capacity_kept", T::kBool, true,
+        "true when a long backoff was cut to keep enough slots serving"}}}},
     {"gave_up", kError,
      "no worker ever became READY and every slot failed 5 times in a row "
      "(e.g. COMMAND does not exist): the agent shuts down, exit 1"},
@@ -199,6 +207,9 @@ constexpr EventSpec kEvents[] = {
     {"shutdown_hurried", kWarn,
      "a second SIGTERM or SIGINT (or `Shutdown` with `quick`): the drain delay "
      "(or the stop timeout) is cut short"},
+    {"drain_delay_skipped", kInfo,
+     "`Shutdown` with `quick` (`corralctl stop --now`) during the drain "
+     "delay: workers get SIGTERM now; the stop timeout still applies"},
     {"strays_killed",
      kWarn,
      "at shutdown's SIGKILL step, descendants outside the worker groups were "

@@ -1,13 +1,44 @@
 #include "agent/supervisor/notify_message.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 
 namespace corral::agent {
+namespace {
+
+// EXTEND_TIMEOUT_USEC's value: decimal microseconds up to kMaxExtendTimeout.
+// Checked in microseconds, before any conversion, so nothing can overflow.
+absl::StatusOr<Duration> ParseExtendTimeout(absl::string_view value) {
+  const absl::string_view shown = value.substr(0, 32);
+  const bool digits = !value.empty() &&
+                      std::all_of(value.begin(), value.end(),
+                                  [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "EXTEND_TIMEOUT_USEC='", shown, "' is not a number of microseconds"));
+  }
+  constexpr uint64_t kMaxUsec =
+      std::chrono::duration_cast<std::chrono::microseconds>(kMaxExtendTimeout)
+          .count();
+  uint64_t usec = 0;
+  // SimpleAtoi fails only on overflow here: the value is all digits.
+  if (!absl::SimpleAtoi(value, &usec) || usec > kMaxUsec) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "EXTEND_TIMEOUT_USEC=", shown, value.size() > shown.size() ? "..." : "",
+        " is over the limit of ", kMaxUsec, " us (",
+        absl::FormatDuration(absl::FromChrono(kMaxExtendTimeout)), ")"));
+  }
+  return std::chrono::microseconds(usec);
+}
+
+}  // namespace
 
 absl::StatusOr<NotifyMessage> ParseNotifyMessage(std::string_view payload_std) {
   // Debian's Abseil has its own string_view type.
@@ -39,12 +70,9 @@ absl::StatusOr<NotifyMessage> ParseNotifyMessage(std::string_view payload_std) {
     } else if (key == "STATUS") {
       msg.status = std::string(value);
     } else if (key == "EXTEND_TIMEOUT_USEC") {
-      uint64_t usec = 0;
-      if (!absl::SimpleAtoi(value, &usec)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("bad EXTEND_TIMEOUT_USEC '", value, "'"));
-      }
-      msg.extend_timeout = std::chrono::microseconds(usec);
+      absl::StatusOr<Duration> extend = ParseExtendTimeout(value);
+      if (!extend.ok()) return extend.status();
+      msg.extend_timeout = *extend;
     }
   }
   return msg;

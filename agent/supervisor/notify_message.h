@@ -14,6 +14,11 @@ namespace corral::agent {
 // The largest datagram accepted; systemd uses a similar bound.
 inline constexpr size_t kMaxNotifyMessage = 4096;
 
+// The longest EXTEND_TIMEOUT_USEC accepted. A start or stop that needs more
+// than a day is a hung worker; a larger value is refused rather than
+// wrapped (usec -> ns overflows int64 near 292 years).
+inline constexpr Duration kMaxExtendTimeout = std::chrono::hours(24);
+
 struct NotifyMessage {
   bool ready = false;                      // READY=1
   bool stopping = false;                   // STOPPING=1

@@ -109,7 +109,7 @@ void Supervisor::SpawnSlot(int slot, bool replacement) {
     if (replacement) {
       ReloadAbort(s.last_exit);
     } else {
-      ScheduleRestart(slot, /*failure=*/true);
+      ScheduleRestart(slot, FailureKind::kCrash);
     }
     return;
   }
@@ -191,18 +191,51 @@ void Supervisor::Retire(Process& p) {
       absl::StrFormat("worker %d (pid %d) sent SIGTERM", p.slot, p.pid), p));
 }
 
+void Supervisor::Abort(Process& p) {
+  const TimePoint now = clock_->Now();
+  p.aborted = true;
+  p.kill_reason = "watchdog";
+  p.deadline = now + config_.abort_grace;
+  NoteKill();
+  processes_->SignalProcess(p.pid, SIGABRT);
+  events_->Emit(
+      WorkerEvent(Level::kWarn, "worker_killed",
+                  absl::StrFormat("worker %d (pid %d) sent no WATCHDOG=1 for "
+                                  "%.0f ms: SIGABRT, SIGKILL in %.0f ms",
+                                  p.slot, p.pid, ToMillis(now - p.last_ping),
+                                  ToMillis(config_.abort_grace)),
+                  p)
+          .With("reason", std::string("watchdog"))
+          .With("signal", std::string("SIGABRT")));
+}
+
 void Supervisor::Kill(Process& p, const std::string& reason) {
   if (p.killed) return;
   p.killed = true;
-  p.kill_reason = reason;
   p.deadline = TimePoint::max();
-  if (mode_ == Mode::kShuttingDown) anything_killed_ = true;
+  NoteKill();
   processes_->SignalGroup(p.pid, SIGKILL);
+  if (p.aborted) {
+    // worker_killed was already said at the SIGABRT.
+    events_->Emit(WorkerEvent(
+        Level::kWarn, "worker_escalated",
+        absl::StrFormat("worker %d (pid %d) survived SIGABRT: SIGKILL", p.slot,
+                        p.pid),
+        p));
+    return;
+  }
+  p.kill_reason = reason;
   events_->Emit(WorkerEvent(Level::kWarn, "worker_killed",
                             absl::StrFormat("worker %d (pid %d) killed: %s",
                                             p.slot, p.pid, reason),
                             p)
                     .With("reason", reason));
+}
+
+void Supervisor::NoteKill() {
+  // Exit status 1 says a worker had to be killed while the agent shut down,
+  // whatever killed it: the stop timeout, the watchdog or the ready timeout.
+  if (mode_ == Mode::kShuttingDown) anything_killed_ = true;
 }
 
 bool Supervisor::OnExit(pid_t pid, ExitStatus status) {
@@ -253,26 +286,56 @@ void Supervisor::HandleWorkerExit(const Process& p, ExitStatus status) {
   if (p.ready_at && clock_->Now() - *p.ready_at >= config_.stable_period) {
     s.consecutive_failures = 0;
   }
-  if (planned) s.consecutive_failures = 0;
-  ScheduleRestart(p.slot, /*failure=*/!planned);
+  if (planned) {
+    s.consecutive_failures = 0;
+    ScheduleRestart(p.slot, std::nullopt);
+    return;
+  }
+  FailureFacts facts;
+  facts.status = status;
+  facts.signalled_by_agent = p.killed || p.aborted;
+  if (p.ready_at) facts.ready_for = clock_->Now() - *p.ready_at;
+  facts.app_ever_ready = ever_ready_;
+  ScheduleRestart(p.slot, ClassifyFailure(facts, config_.failures));
 }
 
-void Supervisor::ScheduleRestart(int slot, bool failure) {
+void Supervisor::ScheduleRestart(int slot, std::optional<FailureKind> failure) {
   Slot& s = slots_[slot];
   if (failure) s.consecutive_failures++;
   if (mode_ != Mode::kRunning || slot >= target_) return;
-  const Duration delay = failure ? RestartDelay(s.consecutive_failures,
-                                                config_.backoff, unit_random_)
-                                 : Duration::zero();
-  s.restart_at = clock_->Now() + delay;
-  Event e{
-      Level::kInfo,
-      "worker_restart_scheduled",
-      absl::StrFormat("worker %d restarts in %.0f ms", slot, ToMillis(delay)),
-      {}};
-  e.With("worker", int64_t{slot}).With("delay_ms", ToMillis(delay));
+  RestartDecision decision;
+  if (failure) {
+    decision = DecideRestart(
+        {*failure, s.consecutive_failures, target_, OthersInLongBackoff(slot)},
+        config_.backoff, config_.failures, unit_random_);
+  }
+  s.restart_at = clock_->Now() + decision.delay;
+  const std::string cause = failure ? FailureKindName(*failure) : "planned";
+  Event e{Level::kInfo,
+          "worker_restart_scheduled",
+          absl::StrFormat("worker %d restarts in %.0f ms (%s%s)", slot,
+                          ToMillis(decision.delay), cause,
+                          decision.capacity_kept ? ", capacity kept" : ""),
+          {}};
+  e.With("worker", int64_t{slot})
+      .With("delay_ms", ToMillis(decision.delay))
+      .With("cause", cause);
+  if (decision.capacity_kept) e.With("capacity_kept", true);
   events_->Emit(e);
   CheckGiveUp();
+}
+
+int Supervisor::OthersInLongBackoff(int slot) const {
+  const TimePoint now = clock_->Now();
+  int n = 0;
+  for (const auto& [other, s] : slots_) {
+    if (other == slot || other >= target_) continue;
+    if (s.failed ||
+        (s.restart_at && *s.restart_at - now > config_.backoff.min)) {
+      ++n;
+    }
+  }
+  return n;
 }
 
 void Supervisor::CheckGiveUp() {
@@ -312,7 +375,11 @@ void Supervisor::OnNotify(pid_t pid, const NotifyMessage& message) {
   }
   if (message.watchdog || message.ready) p->last_ping = now;
   if (message.extend_timeout && p->state != WorkerState::kReady && !p->killed) {
-    p->deadline = std::max(p->deadline, now + *message.extend_timeout);
+    // The parser refuses more than the limit, but a message may come from
+    // elsewhere: clamp before adding, so now + extension cannot overflow.
+    const Duration extend = std::clamp(*message.extend_timeout,
+                                       Duration::zero(), kMaxExtendTimeout);
+    p->deadline = std::max(p->deadline, now + extend);
   }
   if (message.stopping && !p->said_stopping) {
     p->said_stopping = true;
@@ -345,32 +412,9 @@ void Supervisor::Tick() {
       case WorkerState::kReady:
         if (config_.watchdog <= Duration::zero()) break;
         if (!p->aborted && now >= p->last_ping + config_.watchdog) {
-          // SIGABRT first, so the worker can dump its state (gunicorn's
-          // worker_abort); SIGKILL if it is still there after the grace.
-          p->aborted = true;
-          p->kill_reason = "watchdog";
-          p->deadline = now + config_.abort_grace;
-          processes_->SignalProcess(p->pid, SIGABRT);
-          events_->Emit(
-              WorkerEvent(
-                  Level::kWarn, "worker_killed",
-                  absl::StrFormat("worker %d (pid %d) sent no "
-                                  "WATCHDOG=1 for %.0f ms: SIGABRT, "
-                                  "SIGKILL in %.0f ms",
-                                  p->slot, p->pid, ToMillis(now - p->last_ping),
-                                  ToMillis(config_.abort_grace)),
-                  *p)
-                  .With("reason", std::string("watchdog"))
-                  .With("signal", std::string("SIGABRT")));
+          Abort(*p);
         } else if (p->aborted && now >= p->deadline) {
-          p->killed = true;
-          p->deadline = TimePoint::max();
-          processes_->SignalGroup(p->pid, SIGKILL);
-          events_->Emit(WorkerEvent(
-              Level::kWarn, "worker_escalated",
-              absl::StrFormat("worker %d (pid %d) survived SIGABRT: SIGKILL",
-                              p->slot, p->pid),
-              *p));
+          Kill(*p, "watchdog");
         }
         break;
       case WorkerState::kStopping:
@@ -673,6 +717,19 @@ void Supervisor::Shutdown(int signal) {
     }
   }
   MaybeFinish();
+}
+
+bool Supervisor::SkipDrainDelay() {
+  if (phase_ != Phase::kDelay) return false;
+  events_->Emit(Event{Level::kInfo,
+                      "drain_delay_skipped",
+                      absl::StrFormat("drain delay skipped: workers get "
+                                      "SIGTERM now, SIGKILL after %.0f ms",
+                                      ToMillis(config_.stop_timeout)),
+                      {}});
+  BeginStopping();
+  MaybeFinish();
+  return true;
 }
 
 void Supervisor::BeginStopping() {

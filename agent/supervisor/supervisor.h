@@ -45,6 +45,9 @@ struct SupervisorConfig {
   // After SIGABRT for a hung worker, SIGKILL follows after this long.
   Duration abort_grace = std::chrono::seconds(3);
   BackoffOptions backoff;
+  // Crash loop or external failure, and the capacity guard
+  // (docs/restart-policy.md).
+  FailurePolicy failures;
   // A worker READY this long has its failure count reset.
   Duration stable_period = std::chrono::seconds(10);
   // With no worker ever READY, the agent gives up once every slot failed
@@ -87,8 +90,14 @@ class Supervisor {
   // unknown slot; FailedPrecondition when it has no READY process or a
   // reload runs.
   absl::Status Replace(int slot, const std::string& reason);
-  // SIGTERM/SIGINT. A second call cuts the drain short.
+  // SIGTERM/SIGINT. A second call cuts the drain short: the drain delay if
+  // it still runs, else the stop timeout (SIGKILL now).
   void Shutdown(int signal);
+  // Skips what is left of the drain delay of a shutdown or drain: SIGTERM
+  // to every worker now, the stop timeout still applies. Unlike a second
+  // Shutdown() it never leads to SIGKILL, so a repeated request is
+  // harmless (`corralctl stop --now`). False when no drain delay ran.
+  bool SkipDrainDelay();
   // Sends `sig` to every live worker's process group; returns how many.
   int ForwardSignal(int sig);
   // Sets the number of slots: up forks, down stops the highest slots.
@@ -168,9 +177,16 @@ class Supervisor {
   void SpawnSlot(int slot, bool replacement);
   void MarkReady(Process& p);
   void Retire(Process& p);
+  // The only ways the supervisor kills: Abort() sends the watchdog's SIGABRT
+  // to the worker, Kill() SIGKILL to its group (an escalation after Abort()).
+  // Both count for the exit status during a shutdown.
+  void Abort(Process& p);
   void Kill(Process& p, const std::string& reason);
+  void NoteKill();
   void HandleWorkerExit(const Process& p, ExitStatus status);
-  void ScheduleRestart(int slot, bool failure);
+  // `failure` is empty for a planned exit (STOPPING=1, then exit 0).
+  void ScheduleRestart(int slot, std::optional<FailureKind> failure);
+  int OthersInLongBackoff(int slot) const;
   void CheckGiveUp();
 
   absl::Status CanRoll() const;

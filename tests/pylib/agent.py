@@ -36,6 +36,12 @@ SHELL_WORKER = ["/bin/sh", "-c",
                 "echo \"worker $CORRAL_WORKER_ID gen $CORRAL_WORKER_GENERATION up\"; "
                 "trap 'exit 0' TERM; while :; do sleep 0.2 & wait $!; done"]
 AUTO = "auto"  # --probe-port / --http-port: the kernel picks the port
+# The first line of a sanitizer report (a build with CORRAL_SANITIZE, see
+# scripts/test.sh --sanitize): ASan, LeakSanitizer, TSan, and UBSan's
+# "file.cc:12:5: runtime error: ...".
+SANITIZER_REPORT = re.compile(
+    r"(ERROR|WARNING): (Address|Leak|Thread|UndefinedBehavior)Sanitizer"
+    r"|:\d+:\d+: runtime error: ")
 _LOG_DIR = os.environ.get("CORRAL_TEST_LOG_DIR")
 _saved_logs = set()  # log files this process has started (first agent truncates)
 
@@ -178,6 +184,20 @@ class Agent:
         if invalid:
             raise AssertionError(f"the agent emitted events its registry does not "
                                  f"declare: {invalid}")
+        # In a sanitized build a report from the agent (stderr) or a worker
+        # (its output, logged by the agent) fails the test that met it.
+        reports = self.sanitizer_reports()
+        if reports:
+            raise AssertionError(f"sanitizer report(s) in this run: {reports[:3]}"
+                                 f" (the whole log: {self.name})")
+
+    def sanitizer_reports(self):
+        """Lines that start a sanitizer report, from the agent's stderr, the
+        workers' output, and lines that are not JSON."""
+        worker_lines = [e.get("msg", "") for e in self.log.snapshot()
+                        if e.get("src") == "worker"]
+        return [line for line in (self.stderr_lines + worker_lines + self.log.bad_lines)
+                if isinstance(line, str) and SANITIZER_REPORT.search(line)]
 
     def kill(self):
         """SIGKILL the agent and everything it started, by pid."""

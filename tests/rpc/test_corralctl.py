@@ -59,6 +59,22 @@ class NoAgentTest(TestCase):
             self.assertEqual(code, 2, f"{args}: {err}")
             self.assertTrue(err, args)
 
+    def test_bad_numbers_are_named_plainly(self):
+        # CLI11's own range check printed "not in range 0.000000 to" a
+        # 309-digit float.
+        for args, flag, value in ((["logs", "-n", "-5"], "--lines", "-5"),
+                                  (["logs", "-n", "1.5"], "--lines", "1.5"),
+                                  (["top", "--count", "-2"], "--count", "-2"),
+                                  (["top", "--interval", "0"], "--interval", "0"),
+                                  (["--timeout", "-1", "status"], "--timeout", "-1")):
+            code, out, err = corralctl(*args)
+            self.assertEqual(code, 2, f"{args}: {err}")
+            first = err.splitlines()[0]
+            self.assertIn(flag, first, args)
+            self.assertIn(f"'{value}'", first, args)
+            self.assertLess(len(first), 120, f"{args}: {first}")
+            self.assertNotIn("000000", err, args)
+
     def test_help(self):
         code, out, err = corralctl("--help")
         self.assertEqual(code, 0)
@@ -224,9 +240,17 @@ class WithAgentTest(TestCase):
         code, out, err = self.ctl("logs", "9")
         self.assertEqual(code, 1)
         self.assertIn("no worker 9", err)
-        p, read = self.spawn("logs", "-f", "-n", "0")
+        self.assertEqual(self.ok("logs", "-n", "0"), "")
+        # Follow. The agent sends the tail and subscribes in one loop turn,
+        # so the tail line printed is the proof that nothing later is missed:
+        # wait for it before restarting (with -n 0 there is no such marker,
+        # and a restart could come before the subscription).
+        p, read = self.spawn("logs", "-f", "-n", "1", "0")
+        wait_for(lambda: read() == "[0] worker 0 gen 1 up\n", what="the tail line")
         self.ok("restart", "0")
         wait_for(lambda: "[0] worker 0 gen 2 up" in read(), what="a followed line")
+        self.assertEqual(read().splitlines()[0], "[0] worker 0 gen 1 up")
+        self.assertIsNone(p.poll(), "the follower keeps running")
 
     def test_events(self):
         p, read = self.spawn("events", "-o", "json")

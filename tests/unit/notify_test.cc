@@ -35,6 +35,25 @@ TEST(NotifyMessageTest, RejectsMalformedAndOversized) {
       ParseNotifyMessage(std::string(kMaxNotifyMessage + 1, 'a')).ok());
 }
 
+TEST(NotifyMessageTest, ExtendTimeoutOutOfRangeIsRejectedWithTheLimit) {
+  // The largest uint64 once wrapped when turned into nanoseconds (signed
+  // overflow) and the extension was silently lost.
+  for (const char* value : {"18446744073709551615", "9223372036854775807",
+                            "86400000001", "99999999999999999999999"}) {
+    auto m = ParseNotifyMessage(std::string("EXTEND_TIMEOUT_USEC=") + value);
+    ASSERT_FALSE(m.ok()) << value;
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kOutOfRange) << value;
+    EXPECT_THAT(m.status().message(),
+                ::testing::HasSubstr("over the limit of 86400000000 us (24h)"))
+        << value;
+  }
+  auto at_limit = ParseNotifyMessage("EXTEND_TIMEOUT_USEC=86400000000");
+  ASSERT_TRUE(at_limit.ok()) << at_limit.status();
+  EXPECT_EQ(at_limit->extend_timeout, std::chrono::hours(24));
+  EXPECT_EQ(ParseNotifyMessage("EXTEND_TIMEOUT_USEC=-1").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 class NotifySocketTest : public ::testing::Test {
  protected:
   void Send(const std::string& payload) {

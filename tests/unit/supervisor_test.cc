@@ -7,7 +7,7 @@
 
 #include <csignal>
 
-#include "tests/unit/supervisor_fakes.h"
+#include "tests/unit/supervisor_fixture.h"
 
 namespace corral::agent {
 namespace {
@@ -15,58 +15,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using ::testing::ElementsAre;
-
-class SupervisorTest : public ::testing::Test {
- protected:
-  void Make(SupervisorConfig config) {
-    sup_ = std::make_unique<Supervisor>(config, &clock_, &procs_, &sink_,
-                                        [] { return 0.5; });  // no jitter
-  }
-  void Start(int workers) {
-    SupervisorConfig c = config_;
-    c.workers = workers;
-    Make(c);
-    sup_->Start();
-  }
-  // The pid of the latest spawn of `slot`.
-  pid_t PidOf(int slot) const {
-    for (const WorkerView& w : sup_->Workers()) {
-      if (w.slot == slot && w.pid != 0 && w.state != WorkerState::kStopping) {
-        return w.pid;
-      }
-    }
-    return 0;
-  }
-  void Ready(pid_t pid) {
-    NotifyMessage m;
-    m.ready = true;
-    sup_->OnNotify(pid, m);
-  }
-  void ReadyAll() {
-    for (const WorkerView& w : sup_->Workers()) {
-      if (w.state == WorkerState::kStarting) Ready(w.pid);
-    }
-  }
-  bool Exit(pid_t pid, ExitStatus status) {
-    procs_.alive.erase(pid);
-    return sup_->OnExit(pid, status);
-  }
-  // Advances to the next deadline (at most `limit`) and ticks.
-  void AdvanceTo(Duration d) {
-    clock_.Advance(d);
-    sup_->Tick();
-  }
-  Duration NextIn() const {
-    auto next = sup_->NextDeadline();
-    return next ? *next - clock_.Now() : Duration::max();
-  }
-
-  SupervisorConfig config_;
-  FakeClock clock_;
-  FakeProcesses procs_;
-  RecordingSink sink_;
-  std::unique_ptr<Supervisor> sup_;
-};
 
 TEST_F(SupervisorTest, StartsOneProcessPerSlotWithGenerationOne) {
   Start(3);
@@ -297,6 +245,68 @@ TEST_F(SupervisorTest, SecondSignalCutsTheDrainShort) {
   EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM, SIGKILL));
 }
 
+// `corralctl stop --now`: what agent_service did (Shutdown twice) counted
+// as a second SIGTERM and cut to SIGKILL when the drain delay was 0 or over.
+TEST_F(SupervisorTest, TwoShutdownCallsWithNoDrainDelayKillAtOnce) {
+  config_.drain_delay = seconds(0);
+  Start(1);
+  ReadyAll();
+  sup_->Shutdown(SIGTERM);
+  sup_->Shutdown(SIGTERM);
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM, SIGKILL));
+}
+
+TEST_F(SupervisorTest, SkipDrainDelayTermsNowAndKeepsTheStopTimeout) {
+  config_.drain_delay = seconds(5);
+  config_.stop_timeout = seconds(10);
+  Start(2);
+  ReadyAll();
+  EXPECT_FALSE(sup_->SkipDrainDelay());  // nothing to skip while running
+  sup_->Shutdown(SIGTERM);
+  EXPECT_TRUE(procs_.signals.empty());
+  EXPECT_TRUE(sup_->SkipDrainDelay());
+  EXPECT_EQ(sink_.Count("drain_delay_skipped"), 1);
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  EXPECT_THAT(procs_.GroupSignals(101), ElementsAre(SIGTERM));
+  // Asking again (a retried RPC) changes nothing: no SIGKILL.
+  EXPECT_FALSE(sup_->SkipDrainDelay());
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  EXPECT_EQ(NextIn(), seconds(10));
+  AdvanceTo(seconds(9));
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  Exit(100, ExitStatus::Exited(0));  // an in-flight request finished
+  AdvanceTo(seconds(1));
+  EXPECT_THAT(procs_.GroupSignals(101), ElementsAre(SIGTERM, SIGKILL));
+  Exit(101, ExitStatus::Signaled(SIGKILL));
+  EXPECT_TRUE(sup_->done());
+  EXPECT_EQ(sup_->exit_code(), 1);
+}
+
+TEST_F(SupervisorTest, SkipDrainDelayWithNoDrainDelayIsANoOp) {
+  config_.drain_delay = seconds(0);
+  config_.stop_timeout = seconds(10);
+  Start(1);
+  ReadyAll();
+  sup_->Shutdown(SIGTERM);
+  EXPECT_FALSE(sup_->SkipDrainDelay());
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  Exit(100, ExitStatus::Exited(0));
+  EXPECT_TRUE(sup_->done());
+  EXPECT_EQ(sup_->exit_code(), 0);
+}
+
+TEST_F(SupervisorTest, SkipDrainDelayAlsoShortensADrain) {
+  config_.drain_delay = seconds(5);
+  Start(1);
+  ReadyAll();
+  ASSERT_TRUE(sup_->Drain().ok());
+  EXPECT_TRUE(sup_->SkipDrainDelay());
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  Exit(100, ExitStatus::Exited(0));
+  EXPECT_EQ(sink_.Count("drain_finished"), 1);
+  EXPECT_FALSE(sup_->done());
+}
+
 TEST_F(SupervisorTest, ShutdownWaitsForAdoptedDescendants) {
   config_.drain_delay = seconds(0);
   config_.stop_timeout = seconds(10);
@@ -460,6 +470,57 @@ TEST_F(SupervisorTest, ExtendTimeoutPostponesTheReadyDeadline) {
   EXPECT_TRUE(procs_.signals.empty());
   AdvanceTo(seconds(5));
   EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGKILL));
+}
+
+TEST_F(SupervisorTest, HugeExtendTimeoutIsClampedNotWrapped) {
+  // A message built elsewhere may carry any Duration: now + max once
+  // overflowed (UB; in practice a deadline in the past, so ignored).
+  config_.ready_timeout = seconds(5);
+  Start(1);
+  NotifyMessage m;
+  m.extend_timeout = Duration::max();
+  sup_->OnNotify(100, m);
+  AdvanceTo(seconds(6));
+  EXPECT_TRUE(procs_.signals.empty());
+  // Clamped to the 24 h limit, not forever.
+  EXPECT_EQ(NextIn(), kMaxExtendTimeout - seconds(6));
+  AdvanceTo(NextIn());
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGKILL));
+}
+
+// A hung worker the watchdog kills while the shutdown waits out its drain
+// delay was killed by the agent: the exit status says so, as for a worker
+// past --stop-timeout.
+TEST_F(SupervisorTest, WatchdogKillDuringTheDrainDelayExitsOne) {
+  config_.watchdog = seconds(2);
+  config_.abort_grace = seconds(1);
+  config_.drain_delay = seconds(10);
+  Start(1);
+  pid_t pid = PidOf(0);
+  Ready(pid);
+  sup_->Shutdown(SIGTERM);
+  AdvanceTo(seconds(2));  // silent: SIGABRT
+  AdvanceTo(seconds(1));  // still there: SIGKILL
+  EXPECT_THAT(procs_.GroupSignals(pid), ElementsAre(SIGKILL));
+  EXPECT_EQ(sink_.Count("worker_escalated"), 1);
+  Exit(pid, ExitStatus::Signaled(SIGKILL));
+  ASSERT_TRUE(sup_->done());
+  EXPECT_EQ(sup_->exit_code(), 1);
+  EXPECT_EQ(std::get<bool>(*sink_.Last("shutdown_finished")->Find("killed")),
+            true);
+}
+
+TEST_F(SupervisorTest, WorkerAbortedByTheWatchdogDuringShutdownExitsOne) {
+  config_.watchdog = seconds(2);
+  config_.drain_delay = seconds(10);
+  Start(1);
+  pid_t pid = PidOf(0);
+  Ready(pid);
+  sup_->Shutdown(SIGTERM);
+  AdvanceTo(seconds(2));
+  Exit(pid, ExitStatus::Signaled(SIGABRT));  // died of the SIGABRT itself
+  ASSERT_TRUE(sup_->done());
+  EXPECT_EQ(sup_->exit_code(), 1);
 }
 
 }  // namespace
