@@ -115,8 +115,8 @@ class AgentControl {
   // Readiness off now; workers stopped after the drain delay.
   virtual absl::StatusOr<DrainResult> Drain() = 0;
   virtual absl::Status Resume() = 0;
-  // Graceful shutdown (as SIGTERM). Asking again is not a second SIGTERM
-  // unless `quick`: that cuts the drain short.
+  // Graceful shutdown (as SIGTERM). Asking again is never a second SIGTERM;
+  // `quick` skips the drain delay only (workers keep their stop timeout).
   virtual void Shutdown(bool quick) = 0;
   // Sends `sig` to the process group of `worker`'s current process (during
   // a rollout: the one not being retired). NotFound for an unknown slot,

@@ -148,9 +148,11 @@ absl::Status LoopControl::Resume() { return parts_.supervisor->Resume(); }
 
 void LoopControl::Shutdown(bool quick) {
   Supervisor& s = *parts_.supervisor;
-  // Asking twice is not a second SIGTERM unless asked to be quick.
+  // Asking twice is never a second SIGTERM (which would cut the stop
+  // timeout short); `quick` (corralctl stop --now) only skips the drain
+  // delay: workers still get their --stop-timeout to finish.
   if (!s.shutting_down()) s.Shutdown(SIGTERM);
-  if (quick) s.Shutdown(SIGTERM);
+  if (quick) s.SkipDrainDelay();
 }
 
 absl::StatusOr<SignalResult> LoopControl::SignalWorker(int worker, int sig) {

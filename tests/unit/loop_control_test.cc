@@ -260,8 +260,13 @@ TEST_F(LoopControlTest, ScaleDrainAndShutdownReturnWhatTheyDid) {
   EXPECT_EQ(sink_.Count("shutdown_started"), 1);
   EXPECT_EQ(sink_.Count("shutdown_hurried"), 0);
   EXPECT_TRUE(control_->stopping());
+  // stop --now skips only the drain delay: never a second SIGTERM, which
+  // would cut the stop timeout short and SIGKILL in-flight work.
   control_->Shutdown(/*quick=*/true);
-  EXPECT_EQ(sink_.Count("shutdown_hurried"), 1);
+  control_->Shutdown(/*quick=*/true);
+  EXPECT_EQ(sink_.Count("drain_delay_skipped"), 1);
+  EXPECT_EQ(sink_.Count("shutdown_hurried"), 0);
+  EXPECT_EQ(sink_.Count("worker_killed"), 0);
 }
 
 TEST_F(LoopControlTest, StatusIsASnapshotOfEveryPart) {
