@@ -190,6 +190,7 @@ int Agent::Run() {
   WatchNotify();
   Housekeeping();
   supervisor_->Start();
+  started_ = true;
   AfterEvent();
   if (!supervisor_->done()) io_.run();
   output_.DrainSync();
@@ -202,7 +203,9 @@ void Agent::AfterEvent() {
     io_.stop();
     return;
   }
-  listeners_->Update(supervisor_->Workers(), supervisor_->target_workers());
+  if (started_) {
+    listeners_->Update(supervisor_->Workers(), supervisor_->target_workers());
+  }
   std::optional<TimePoint> next = supervisor_->NextDeadline();
   if (!next) {
     deadline_timer_.cancel();

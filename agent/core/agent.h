@@ -110,6 +110,7 @@ class Agent {
   // Workers reaped lately: their last datagrams may still be queued.
   std::deque<pid_t> recently_exited_;
   int initial_workers_ = 1;
+  bool started_ = false;  // the supervisor has spawned its workers
 };
 
 }  // namespace corral::agent

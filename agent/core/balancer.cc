@@ -86,7 +86,7 @@ void Balancer::Update(const std::vector<WorkerView>& workers,
       CloseFd(g.fds[slot]);
       g.fds.erase(slot);
       g.order = after;
-      g.steered.clear();  // force a new program
+      g.steered.reset();  // indexes moved: a new program
       events_->Emit(Event{Level::kInfo,
                           "balance_slot_closed",
                           absl::StrCat("worker ", slot, " socket on ",
@@ -96,26 +96,28 @@ void Balancer::Update(const std::vector<WorkerView>& workers,
                         .With("listen", listeners_[index].address));
     }
     if (g.fds.empty()) continue;
-    std::vector<uint32_t> targets =
-        SteeringTargets(g.order, workers, target_workers);
+    SteeringTargets targets =
+        ChooseSteeringTargets(g.order, workers, target_workers);
+    if (targets == g.steered) continue;
     std::vector<int> slots;
-    for (uint32_t t : targets) slots.push_back(g.order.order()[t]);
-    if (slots == g.steered_slots && !g.steered.empty()) continue;
+    for (uint32_t t : targets.indexes) slots.push_back(g.order.order()[t]);
     if (absl::Status s = AttachSteeringProgram(
-            g.fds.begin()->second, BuildSteeringProgram(mode_, g.v6, targets));
+            g.fds.begin()->second,
+            BuildSteeringProgram(mode_, g.v6, targets.indexes));
         !s.ok()) {
       Warn(absl::StrCat(listeners_[index].address, ": ", s.message()));
       continue;
     }
     g.steered = targets;
-    g.steered_slots = slots;
     events_->Emit(Event{
         Level::kInfo,
         "balance_steering",
         absl::StrCat("new connections on ", listeners_[index].address,
-                     " go to worker(s) ", absl::StrJoin(slots, ",")),
+                     " go to worker(s) ", absl::StrJoin(slots, ","),
+                     targets.ready ? "" : " (none READY: they wait)"),
         {}}.With("listen", listeners_[index].address)
-                      .With("slots", absl::StrJoin(slots, ",")));
+                      .With("slots", absl::StrJoin(slots, ","))
+                      .With("ready", targets.ready));
   }
 }
 

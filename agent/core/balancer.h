@@ -14,6 +14,7 @@
 #define CORRAL_AGENT_CORE_BALANCER_H_
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,7 @@ class Balancer {
     bool v6 = false;
     std::map<int, int> fds;  // slot -> member fd
     ReuseportGroupMap order;
-    std::vector<uint32_t> steered;  // the program's targets now
-    std::vector<int> steered_slots;
+    std::optional<SteeringTargets> steered;  // the program's targets now
   };
   void Warn(const std::string& message);
 

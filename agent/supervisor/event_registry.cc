@@ -136,7 +136,10 @@ constexpr EventSpec kEvents[] = {
      "with a READY worker changed (`--balance=reuseport|source-ip`); `slots` "
      "lists the slots new connections now go to",
      {{{"listen", T::kString, false, "the address"},
-       {"slots", T::kString, false, "comma separated"}}}},
+       {"slots", T::kString, false, "comma separated"},
+       {"ready", T::kBool, false,
+        "false: no slot is READY, every slot gets connections and they "
+        "wait in its queue"}}}},
     {"balance_failed", kWarn,
      "a per-slot listening socket could not be opened or the steering "
      "program could not be attached; `msg` names the call and the error"},

@@ -147,7 +147,7 @@ std::optional<uint32_t> ReuseportGroupMap::IndexOf(int slot) const {
   return std::nullopt;
 }
 
-std::vector<uint32_t> SteeringTargets(const ReuseportGroupMap& group,
+SteeringTargets ChooseSteeringTargets(const ReuseportGroupMap& group,
                                       const std::vector<WorkerView>& workers,
                                       int target_workers) {
   std::vector<int> ready, live;
@@ -164,8 +164,9 @@ std::vector<uint32_t> SteeringTargets(const ReuseportGroupMap& group,
   std::vector<int>& use = !ready.empty() ? ready : live;
   if (use.empty()) use = group.order();
   std::sort(use.begin(), use.end());
-  std::vector<uint32_t> out;
-  for (int slot : use) out.push_back(*group.IndexOf(slot));
+  SteeringTargets out;
+  out.ready = !ready.empty();
+  for (int slot : use) out.indexes.push_back(*group.IndexOf(slot));
   return out;
 }
 

@@ -65,10 +65,16 @@ class ReuseportGroupMap {
 };
 
 // Group indexes new connections go to, ordered by slot: every slot below
-// `target_workers` in the group with a READY process; when there is none,
-// every slot in the group below target (connections wait in the queues
-// until a worker is back), else every slot in the group.
-std::vector<uint32_t> SteeringTargets(const ReuseportGroupMap& group,
+// `target_workers` in the group with a READY process (`ready` true); when
+// there is none, every slot in the group below target, else every slot in
+// the group (`ready` false: connections wait in the queues until a worker
+// is back).
+struct SteeringTargets {
+  std::vector<uint32_t> indexes;
+  bool ready = false;
+  bool operator==(const SteeringTargets&) const = default;
+};
+SteeringTargets ChooseSteeringTargets(const ReuseportGroupMap& group,
                                       const std::vector<WorkerView>& workers,
                                       int target_workers);
 

@@ -34,6 +34,15 @@ def get_from(port, source, path="/"):
     return parse_identity(data.decode(errors="replace"))
 
 
+def wait_steered(agent, slots):
+    """Waits until the program steers to READY workers `slots` (comma
+    separated)."""
+    def steered():
+        last = agent.agent_events("balance_steering")
+        return bool(last) and last[-1]["slots"] == slots and last[-1]["ready"] is True
+    agent.wait_until(steered, 10, f"new connections steered to READY workers {slots}")
+
+
 class Balance(TestCase):
     agent_pid1 = True
 
@@ -49,20 +58,31 @@ class Balance(TestCase):
             by_worker[parse_identity(r.body.decode())["worker"]] += 1
         return by_worker
 
-    def test_reuseport_spreads_32_connections_evenly(self):
+    def test_reuseport_spreads_connections_evenly(self):
+        """The program hashes each connection's source port. On this kernel
+        connect() picks ports with random even increments, so each
+        connection lands on a worker like a fair coin: 32 connections split
+        binomially (measured 13-19 of 32; max/min <= 1.25 in ~40 % of runs),
+        1024 split within max/min <= 1.25 except with p < 0.001."""
         agent = self.start_agent(["--workers=2", "--balance=reuseport"])
         agent.wait_ready(2)
-        agent.wait_event("balance_steering", slots="0,1")
+        wait_steered(agent, "0,1")
         by_worker = self.spread(agent.port, 32)
-        note(f"reuseport: connections per worker {dict(by_worker)}")
-        self.assertEqual(len(by_worker), 2, by_worker)
-        self.assertLessEqual(max(by_worker.values()) / min(by_worker.values()), 1.25,
-                             by_worker)
+        note(f"reuseport: 32 keep-alive connections per worker {dict(by_worker)}")
+        # 8..24 of 32 holds with p > 0.99 for a fair coin; the shared queue
+        # measured 29/3.
+        self.assertTrue(all(8 <= by_worker[w] <= 24 for w in ("0", "1")), by_worker)
+        many = collections.Counter()
+        for _ in range(1024):
+            many[get_from(agent.port, "127.0.0.1")["worker"]] += 1
+        note(f"reuseport: 1024 connections per worker {dict(many)}")
+        self.assertEqual(len(many), 2, many)
+        self.assertLessEqual(max(many.values()) / min(many.values()), 1.25, many)
 
     def test_source_ip_keeps_a_client_on_one_worker(self):
         agent = self.start_agent(["--workers=2", "--balance=source-ip"])
         agent.wait_ready(2)
-        agent.wait_event("balance_steering", slots="0,1")
+        wait_steered(agent, "0,1")
         seen = {}
         for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
             seen[source] = {get_from(agent.port, source)["worker"] for _ in range(12)}
@@ -75,7 +95,7 @@ class Balance(TestCase):
     def test_sigkill_under_load_refuses_nothing(self):
         agent = self.start_agent(["--workers=2", "--balance=reuseport"])
         ready = agent.wait_ready(2)
-        agent.wait_event("balance_steering", slots="0,1")
+        wait_steered(agent, "0,1")
         victim = ready[1]
         victim_host = agent.host_pid_of(victim)
         # A new connection per request, so the victim's queue gets some;
@@ -103,13 +123,13 @@ class Balance(TestCase):
     def test_scale_down_under_load_fails_nothing(self):
         agent = self.start_agent(["--workers=4", "--balance=reuseport", "--drain-delay=0s"])
         agent.wait_ready(4)
-        agent.wait_event("balance_steering", slots="0,1,2,3")
+        wait_steered(agent, "0,1,2,3")
         load = self.start_load(agent.port, threads=8, pace=0.002)
         load.wait_ok(200, 30)
         load.mark("scale 2")
         code, out, err = agent.ctl("scale", "2")
         self.assertEqual(code, 0, f"corralctl scale 2: {out}{err}")
-        agent.wait_event("balance_steering", slots="0,1")
+        wait_steered(agent, "0,1")
         agent.wait_event("worker_exited", count=2, timeout=20)
         agent.wait_event("balance_slot_closed", count=2, timeout=10)
         load.wait_ok(200, 30)
