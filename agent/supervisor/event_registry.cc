@@ -133,7 +133,8 @@ constexpr EventSpec kEvents[] = {
     {"balance_steering",
      kInfo,
      "the reuseport steering program was replaced because the set of slots "
-     "with a READY worker changed (`--balance=reuseport` or `source-ip`); `slots` "
+     "with a READY worker changed (`--balance=reuseport` or `source-ip`); "
+     "`slots` "
      "lists the slots new connections now go to",
      {{{"listen", T::kString, false, "the address"},
        {"slots", T::kString, false, "comma separated"},
