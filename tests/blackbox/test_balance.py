@@ -80,6 +80,29 @@ class Balance(TestCase):
         self.assertEqual(len(many), 2, many)
         self.assertLessEqual(max(many.values()) / min(many.values()), 1.25, many)
 
+    def test_reuseport_reads_the_port_of_an_ipv6_syn(self):
+        """The program reads the source port 40 bytes into an IPv6 packet; a
+        wrong offset fails the load and sends everything to one socket."""
+        try:
+            socket.socket(socket.AF_INET6).bind(("::1", 0))
+        except OSError as e:
+            self.skipTest(f"no IPv6 loopback: {e}")
+        agent = self.start_agent(["--workers=2", "--balance=reuseport"],
+                                 listen=["tcp://[::1]:0"])
+        agent.wait_ready(2)
+        wait_steered(agent, "0,1")
+        by_worker = collections.Counter()
+        for _ in range(256):
+            with socket.create_connection(("::1", agent.port), timeout=10) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            by_worker[parse_identity(data.decode(errors="replace"))["worker"]] += 1
+        note(f"reuseport over IPv6: 256 connections per worker {dict(by_worker)}")
+        # A fair coin: 96..160 of 256 holds with p > 0.9999.
+        self.assertTrue(all(96 <= by_worker[w] <= 160 for w in ("0", "1")), by_worker)
+
     def test_source_ip_keeps_a_client_on_one_worker(self):
         agent = self.start_agent(["--workers=2", "--balance=source-ip"])
         agent.wait_ready(2)
