@@ -96,6 +96,7 @@ absl::Status ParseBackoff(const std::string& text, BackoffOptions& out) {
 struct RawFlags {
   std::string workers;
   std::vector<std::string> listen;
+  std::string balance;
   std::string ready;
   std::string ready_timeout;
   std::string stop_timeout;
@@ -163,6 +164,7 @@ RawFlags RawDefaults(const Options& d) {
   RawFlags raw;
   raw.workers = d.workers ? absl::StrCat(*d.workers) : "auto";
   for (const ListenSpec& l : d.listen) raw.listen.push_back(FormatListen(l));
+  raw.balance = std::string(BalanceModeName(d.balance));
   raw.ready = FormatReady(d);
   raw.ready_timeout = FormatDurationFlag(d.ready_timeout);
   raw.stop_timeout = FormatDurationFlag(d.stop_timeout);
@@ -238,6 +240,11 @@ absl::StatusOr<Options> Validate(const RawFlags& raw,
     if (!spec.ok()) return spec.status();
     o.listen.push_back(*spec);
   }
+  std::optional<BalanceMode> balance = ParseBalanceMode(raw.balance);
+  if (!balance) {
+    return BadValue("--balance", raw.balance, "shared, reuseport or source-ip");
+  }
+  o.balance = *balance;
   if (absl::Status s = ParseReady(raw.ready, o); !s.ok()) return s;
   struct {
     const char* flag;
@@ -330,6 +337,9 @@ void AddFlags(CLI::App& app, RawFlags& raw) {
       "[NAME=]tcp://HOST:PORT or [NAME=]unix:PATH; repeatable" +
           Default(absl::StrJoin(raw.listen, ","), "none"))
       ->delimiter(',');
+  add("--balance", raw.balance,
+      "shared, reuseport or source-ip: how tcp connections are spread" +
+          Default(raw.balance));
   add("--ready", raw.ready,
       "notify, ipc or delay:DURATION" + Default(raw.ready));
   add("--ready-timeout", raw.ready_timeout,

@@ -17,6 +17,7 @@
 #include "agent/supervisor/defaults.h"
 #include "agent/supervisor/restart_policy.h"
 #include "agent/supervisor/sizing.h"
+#include "agent/supervisor/steering.h"
 
 namespace corral::agent {
 
@@ -36,6 +37,8 @@ struct Options {
   WorkerMemoryBound max_worker_memory;
   // Sockets opened before the first worker and inherited by all.
   std::vector<ListenSpec> listen;
+  // How TCP connections are spread over the workers (docs/balance.md).
+  BalanceMode balance = BalanceMode::kReuseport;
   // How a worker becomes READY; with kDelay, after `ready_delay`.
   ReadyMode ready = ReadyMode::kNotify;
   Duration ready_delay = Duration::zero();

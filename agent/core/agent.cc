@@ -64,7 +64,7 @@ Agent::~Agent() {
   // The descriptors below are owned elsewhere: release, don't close.
   signal_watch_.release();
   if (notify_watch_) notify_watch_->release();
-  for (const OpenListener& l : listeners_) CloseListenSocket(l);
+  listeners_.reset();
 }
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(Options options,
@@ -80,12 +80,9 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(Options options,
 absl::Status Agent::Open() {
   if (absl::Status s = BecomeSubreaperUnlessInit(); !s.ok()) return s;
   std::vector<std::string> names;
-  for (const ListenSpec& spec : options_.listen) {
-    absl::StatusOr<OpenListener> l = OpenListenSocket(spec);
-    if (!l.ok()) return l.status();
-    listeners_.push_back(*l);
-    names.push_back(spec.name);
-  }
+  for (const ListenSpec& spec : options_.listen) names.push_back(spec.name);
+  listeners_ = std::make_unique<Balancer>(options_.balance, &logger_);
+  if (absl::Status s = listeners_->Open(options_.listen); !s.ok()) return s;
   listen_names_ = absl::StrJoin(names, ":");
   absl::StatusOr<NotifySocket> notify = NotifySocket::Create(kMaxNotifyMessage);
   if (!notify.ok()) return notify.status();
@@ -93,7 +90,7 @@ absl::Status Agent::Open() {
   WorkerCommand command;
   command.argv = options_.command;
   command.env = BaseEnvironment();
-  for (const OpenListener& l : listeners_) command.inherit_fds.push_back(l.fd);
+  command.slot_fds = [this](int slot) { return listeners_->FdsFor(slot); };
   command.node_ipc = options_.ready == ReadyMode::kIpc;
   absl::StatusOr<std::unique_ptr<PosixProcessControl>> processes =
       PosixProcessControl::Create(
@@ -114,6 +111,12 @@ absl::Status Agent::Open() {
   supervisor_ = std::make_unique<Supervisor>(
       MakeConfig(options_, workers), &clock_, processes_.get(), &logger_,
       [rng] { return std::uniform_real_distribution<double>(0, 1)(*rng); });
+  if (options_.balance != BalanceMode::kShared) {
+    // A scaled-away worker empties its own queue before SIGTERM.
+    supervisor_->SetScaleDrain(
+        [this](int slot) { return listeners_->QueueEmpty(slot); },
+        options_.stop_timeout);
+  }
   LoopControl::Parts parts;
   parts.options = &options_;
   parts.clock = &clock_;
@@ -146,8 +149,8 @@ std::vector<std::string> Agent::BaseEnvironment() const {
     if (!own) env.push_back(std::move(entry));
   }
   env.push_back(absl::StrCat("NOTIFY_SOCKET=", notify_->address()));
-  if (!listeners_.empty()) {
-    env.push_back(absl::StrCat("LISTEN_FDS=", listeners_.size()));
+  if (listeners_->size() > 0) {
+    env.push_back(absl::StrCat("LISTEN_FDS=", listeners_->size()));
     env.push_back(absl::StrCat("LISTEN_FDNAMES=", listen_names_));
     env.push_back("LISTEN_PID=");  // the child writes its own pid here
   }
@@ -171,8 +174,7 @@ void Agent::OnSignalFailed(const absl::Status& status) {
 // --- the loop -------------------------------------------------------------
 
 int Agent::Run() {
-  std::vector<std::string> addresses;
-  for (const OpenListener& l : listeners_) addresses.push_back(l.address);
+  const std::vector<std::string> addresses = listeners_->addresses();
   const int workers = initial_workers_;
   logger_.Emit(Event{
       Level::kInfo,
@@ -191,6 +193,7 @@ int Agent::Run() {
   WatchNotify();
   Housekeeping();
   supervisor_->Start();
+  started_ = true;
   AfterEvent();
   if (!supervisor_->done()) io_.run();
   output_.DrainSync();
@@ -202,6 +205,9 @@ void Agent::AfterEvent() {
   if (supervisor_->done()) {
     io_.stop();
     return;
+  }
+  if (started_) {
+    listeners_->Update(supervisor_->Workers(), supervisor_->target_workers());
   }
   std::optional<TimePoint> next = supervisor_->NextDeadline();
   if (!next) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/core/balancer.h"
 #include "agent/core/control.h"
 #include "agent/core/logger.h"
 #include "agent/core/loop_control.h"
@@ -98,7 +99,7 @@ class Agent {
   WorkerOutput output_;
   CpuRescaler rescaler_;
   MemoryGuard memory_;
-  std::vector<OpenListener> listeners_;
+  std::unique_ptr<Balancer> listeners_;  // the --listen sockets
   std::string listen_names_;
   std::unique_ptr<PosixProcessControl> processes_;
   std::unique_ptr<Supervisor> supervisor_;
@@ -109,6 +110,7 @@ class Agent {
   // Workers reaped lately: their last datagrams may still be queued.
   std::deque<pid_t> recently_exited_;
   int initial_workers_ = 1;
+  bool started_ = false;  // the supervisor has spawned its workers
 };
 
 }  // namespace corral::agent

@@ -97,6 +97,11 @@ absl::StatusOr<pid_t> PosixProcessControl::Spawn(const SpawnRequest& request) {
   plan.stdout_fd = fds.out[1];
   plan.stderr_fd = fds.err[1];
   plan.inherit_fds = command_.inherit_fds;
+  if (command_.slot_fds) {
+    absl::StatusOr<std::vector<int>> fds = command_.slot_fds(request.slot);
+    if (!fds.ok()) return fds.status();
+    plan.inherit_fds = *std::move(fds);
+  }
   if (command_.node_ipc) {
     // Node's IPC channel: the child's end is the next inherited fd.
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds.ipc) != 0) {

@@ -29,6 +29,9 @@ struct WorkerCommand {
   std::vector<std::string> env;
   // Become fds 3, 4, ... in every worker (the --listen sockets). Not owned.
   std::vector<int> inherit_fds;
+  // When set, replaces inherit_fds: the fds a worker of `slot` inherits
+  // (per-slot listening sockets); an error fails the spawn.
+  std::function<absl::StatusOr<std::vector<int>>(int slot)> slot_fds;
   // --ready=ipc: a socketpair end becomes the next inherited fd and
   // NODE_CHANNEL_FD names it, as Node's child_process.fork() does.
   bool node_ipc = false;

@@ -68,6 +68,13 @@ int BindAndListen(const addrinfo* ai, const TcpListenOptions& options) {
   if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (options.reuseport &&
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    const int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
   if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
       listen(fd, options.backlog) == 0) {
     return fd;

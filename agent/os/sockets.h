@@ -52,10 +52,14 @@ struct TcpListenOptions {
   bool numeric_host = false;
   bool nonblocking = false;
   int backlog = 4096;
+  // SO_REUSEPORT: only for the agent's own per-slot group (reuseport.h),
+  // whose first socket is opened after a plain probe bind, so a second
+  // agent still fails to start instead of sharing the port.
+  bool reuseport = false;
 };
 
-// A bound, listening TCP socket (close-on-exec, SO_REUSEADDR, never
-// SO_REUSEPORT: a second agent must fail to start, not share the port).
+// A bound, listening TCP socket (close-on-exec, SO_REUSEADDR; SO_REUSEPORT
+// only when asked).
 struct TcpListener {
   int fd = -1;
   std::string address;  // what it is bound to, e.g. "tcp://127.0.0.1:8080"

@@ -138,6 +138,25 @@ constexpr EventSpec kEvents[] = {
      "a signal the agent does not act on itself (e.g. SIGUSR1) went to every "
      "worker group",
      {{kSignal, {"workers", T::kInt, false, "groups signalled"}}}},
+    {"balance_steering",
+     kInfo,
+     "the reuseport steering program was replaced because the set of slots "
+     "with a READY worker changed (`--balance=reuseport` or `source-ip`); "
+     "`slots` "
+     "lists the slots new connections now go to",
+     {{{"listen", T::kString, false, "the address"},
+       {"slots", T::kString, false, "comma separated"},
+       {"ready", T::kBool, false,
+        "false: no slot is READY, every slot gets connections and they "
+        "wait in its queue"}}}},
+    {"balance_failed", kWarn,
+     "a per-slot listening socket could not be opened or the steering "
+     "program could not be attached; `msg` names the call and the error"},
+    {"balance_slot_closed",
+     kInfo,
+     "a scaled-away slot's listening socket was closed: its worker is gone "
+     "and its accept queue is empty (or net.ipv4.tcp_migrate_req moved it)",
+     {{kWorker, {"listen", T::kString, false, "the address"}}}},
     {"signal_failed", kWarn,
      "sending a signal to a worker's process group or a process failed for "
      "a reason other than the process being gone already (ESRCH is normal "

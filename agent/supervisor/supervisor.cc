@@ -183,6 +183,7 @@ void Supervisor::MarkReady(Process& p) {
 void Supervisor::Retire(Process& p) {
   if (p.retiring) return;
   p.retiring = true;
+  p.scale_drain_until.reset();
   p.state = WorkerState::kStopping;
   p.deadline = clock_->Now() + config_.stop_timeout;
   processes_->SignalGroup(p.pid, SIGTERM);
@@ -400,6 +401,12 @@ void Supervisor::Tick() {
   for (pid_t pid : pids) {
     Process* p = Find(pid);
     if (p == nullptr || p->killed) continue;
+    if (p->scale_drain_until && !p->retiring &&
+        (now >= *p->scale_drain_until || queue_empty_(p->slot))) {
+      p->scale_drain_until.reset();
+      Retire(*p);
+      continue;
+    }
     switch (p->state) {
       case WorkerState::kStarting:
         if (config_.ready_delay &&
@@ -458,6 +465,9 @@ std::optional<TimePoint> Supervisor::NextDeadline() const {
   };
   for (const Process& p : procs_) {
     if (p.killed) continue;
+    if (p.scale_drain_until) {
+      consider(std::min(*p.scale_drain_until, clock_->Now() + kScaleDrainPoll));
+    }
     if (p.state == WorkerState::kStarting && config_.ready_delay) {
       consider(p.spawned_at + *config_.ready_delay);
     }
@@ -609,9 +619,17 @@ absl::Status Supervisor::Scale(int workers) {
     ReloadAbort(absl::StrFormat("worker %d scaled away", reload_->slot()));
   }
   for (Process& p : procs_) {
-    if (p.slot >= target_ && !p.retiring) Retire(p);
+    if (p.slot >= target_ && !p.retiring) {
+      if (queue_empty_ && p.state == WorkerState::kReady && !p.replacement) {
+        p.scale_drain_until = clock_->Now() + scale_drain_bound_;
+      } else {
+        Retire(p);
+      }
+    }
   }
   for (int slot = old; slot < target_; ++slot) {
+    // Scaled back up while still draining: it keeps its slot.
+    if (Process* p = Current(slot); p != nullptr) p->scale_drain_until.reset();
     if (Current(slot) == nullptr && !slots_[slot].restart_at) {
       slots_[slot].consecutive_failures = 0;
       slots_[slot].failed = false;

@@ -69,6 +69,16 @@ class Supervisor {
   // Receives the progress of every rollout from now on (nullptr: none).
   // Must outlive the supervisor or be reset.
   void SetRolloutObserver(RolloutObserver* observer) { rollout_ = observer; }
+  // With per-slot listening sockets, a READY worker scaled away keeps
+  // running (no new connections reach it) until `queue_empty(slot)` says
+  // its accept queue is empty, at most `bound`, and only then gets SIGTERM.
+  // Polled every kScaleDrainPoll. Unset: SIGTERM at once.
+  static constexpr Duration kScaleDrainPoll = std::chrono::milliseconds(20);
+  void SetScaleDrain(std::function<bool(int slot)> queue_empty,
+                     Duration bound) {
+    queue_empty_ = std::move(queue_empty);
+    scale_drain_bound_ = bound;
+  }
 
   // --- inputs ------------------------------------------------------------
   // A reaped child. Returns false when `pid` was not a worker (an adopted
@@ -143,7 +153,9 @@ class Supervisor {
     bool replacement = false;    // reload candidate, not yet the slot's own
     bool said_stopping = false;  // sent STOPPING=1 itself
     bool aborted = false;        // watchdog sent SIGABRT
-    bool killed = false;         // we sent SIGKILL
+    // Scaled away, waiting for its accept queue to empty before SIGTERM.
+    std::optional<TimePoint> scale_drain_until;
+    bool killed = false;  // we sent SIGKILL
     std::string kill_reason;
     std::string status;
   };
@@ -205,6 +217,8 @@ class Supervisor {
   EventSink* const events_;
   const std::function<double()> unit_random_;
   RolloutObserver* rollout_ = nullptr;
+  std::function<bool(int slot)> queue_empty_;
+  Duration scale_drain_bound_ = Duration::zero();
 
   int target_ = 0;
   std::map<int, Slot> slots_;

@@ -41,11 +41,12 @@ def key_values(body, sep):
 
 
 class SharedSocket(TestCase):
+    balance = []  # the default: reuseport
     agent_pid1 = True
 
     def setUp(self):
         self.unix_path = os.path.join(self.temp_dir(), "admin.sock")
-        self.agent = self.start_agent(["--workers=3"], listen=[
+        self.agent = self.start_agent(["--workers=3", *self.balance], listen=[
             f"web={LOOPBACK}", f"admin=unix:{self.unix_path}"])
         self.port = self.agent.port
         self.assertEqual(self.agent.listen[1], f"unix:{self.unix_path}")
@@ -74,8 +75,11 @@ class SharedSocket(TestCase):
             for fd in (3, 4):
                 # The agent keeps its own copy open: one socket, opened once.
                 self.assertIn(int(fds[fd][8:-1]), agent_sockets, f"fd {fd} of {pid}")
-        # One shared socket per --listen, not one per worker.
-        self.assertEqual(len(set(listen_inodes)), 1, listen_inodes)
+        # The unix socket is one, shared. The tcp one: shared under
+        # --balance=shared, else one per worker slot (docs/balance.md).
+        self.assertEqual(len({unix for _, unix in listen_inodes}), 1, listen_inodes)
+        self.assertEqual(len({tcp for tcp, _ in listen_inodes}),
+                         1 if self.balance == ["--balance=shared"] else 3, listen_inodes)
 
     def test_environment(self):
         ids = set()
@@ -99,6 +103,11 @@ class SharedSocket(TestCase):
             self.assertEqual(int(state["startup.SigIgn"], 16), 0, body)
             self.assertEqual(int(state["pgid"]), pid, "each worker leads its own group")
             self.assertEqual(int(state["ppid"]), 1, "the agent is PID 1 and the parent")
+
+
+class SharedSocketsUnderBalanceShared(SharedSocket):
+    """The same contract with one socket for every worker."""
+    balance = ["--balance=shared"]
 
 
 if __name__ == "__main__":

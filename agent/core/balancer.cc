@@ -1,0 +1,144 @@
+#include "agent/core/balancer.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/os/fd.h"
+#include "agent/os/reuseport.h"
+
+namespace corral::agent {
+
+Balancer::Balancer(BalanceMode mode, EventSink* events)
+    : mode_(mode), events_(events) {}
+
+Balancer::~Balancer() {
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    auto g = groups_.find(i);
+    if (g == groups_.end()) {
+      CloseListenSocket(listeners_[i]);
+      continue;
+    }
+    for (const auto& [slot, fd] : g->second.fds) CloseFd(fd);
+  }
+}
+
+absl::Status Balancer::Open(const std::vector<ListenSpec>& specs) {
+  for (const ListenSpec& spec : specs) {
+    if (spec.is_unix || mode_ == BalanceMode::kShared) {
+      absl::StatusOr<OpenListener> l = OpenListenSocket(spec);
+      if (!l.ok()) return l.status();
+      listeners_.push_back(*l);
+      continue;
+    }
+    absl::StatusOr<TcpListener> first =
+        OpenReuseportMember(spec.host, spec.port, /*probe=*/true);
+    if (!first.ok()) return first.status();
+    Group& g = groups_[listeners_.size()];
+    g.host = spec.host;
+    g.port = first->port;
+    g.v6 = first->v6;
+    g.fds[0] = first->fd;
+    g.order.Join(0);
+    OpenListener l;
+    l.fd = first->fd;
+    l.address = first->address;
+    listeners_.push_back(l);
+  }
+  if (!groups_.empty()) migrate_ = EnableTcpMigrateReq();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<int>> Balancer::FdsFor(int slot) {
+  std::vector<int> fds;
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    auto it = groups_.find(i);
+    if (it == groups_.end()) {
+      fds.push_back(listeners_[i].fd);
+      continue;
+    }
+    Group& g = it->second;
+    if (!g.fds.contains(slot)) {
+      absl::StatusOr<TcpListener> m =
+          OpenReuseportMember(g.host, g.port, /*probe=*/false);
+      if (!m.ok()) {
+        Warn(absl::StrCat("worker ", slot, ": ", m.status().message()));
+        return m.status();
+      }
+      g.fds[slot] = m->fd;
+      g.order.Join(slot);
+    }
+    fds.push_back(g.fds[slot]);
+  }
+  return fds;
+}
+
+void Balancer::Update(const std::vector<WorkerView>& workers,
+                      int target_workers) {
+  for (auto& [index, g] : groups_) {
+    // Scaled-away slots first: closing one renumbers the group.
+    for (int slot :
+         ClosableSlots(g.order, workers, target_workers, migrate_, [&g](int s) {
+           absl::StatusOr<int> n = AcceptQueueLength(g.fds[s]);
+           return n.ok() ? *n : 0;
+         })) {
+      // Steer away from it before it leaves (its index is reused).
+      ReuseportGroupMap after = g.order;
+      after.Leave(slot);
+      CloseFd(g.fds[slot]);
+      g.fds.erase(slot);
+      g.order = after;
+      g.steered.reset();  // indexes moved: a new program
+      events_->Emit(Event{Level::kInfo,
+                          "balance_slot_closed",
+                          absl::StrCat("worker ", slot, " socket on ",
+                                       listeners_[index].address, " closed"),
+                          {}}
+                        .With("worker", int64_t{slot})
+                        .With("listen", listeners_[index].address));
+    }
+    if (g.fds.empty()) continue;
+    SteeringTargets targets =
+        ChooseSteeringTargets(g.order, workers, target_workers);
+    if (targets == g.steered) continue;
+    std::vector<int> slots;
+    for (uint32_t t : targets.indexes) slots.push_back(g.order.order()[t]);
+    if (absl::Status s = AttachSteeringProgram(
+            g.fds.begin()->second,
+            BuildSteeringProgram(mode_, g.v6, targets.indexes));
+        !s.ok()) {
+      Warn(absl::StrCat(listeners_[index].address, ": ", s.message()));
+      continue;
+    }
+    g.steered = targets;
+    events_->Emit(Event{
+        Level::kInfo,
+        "balance_steering",
+        absl::StrCat("new connections on ", listeners_[index].address,
+                     " go to worker(s) ", absl::StrJoin(slots, ","),
+                     targets.ready ? "" : " (none READY: they wait)"),
+        {}}.With("listen", listeners_[index].address)
+                      .With("slots", absl::StrJoin(slots, ","))
+                      .With("ready", targets.ready));
+  }
+}
+
+bool Balancer::QueueEmpty(int slot) const {
+  for (const auto& [index, g] : groups_) {
+    auto it = g.fds.find(slot);
+    if (it == g.fds.end()) continue;
+    absl::StatusOr<int> n = AcceptQueueLength(it->second);
+    if (n.ok() && *n > 0) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> Balancer::addresses() const {
+  std::vector<std::string> out;
+  for (const OpenListener& l : listeners_) out.push_back(l.address);
+  return out;
+}
+
+void Balancer::Warn(const std::string& message) {
+  events_->Emit(Event{Level::kWarn, "balance_failed", message, {}});
+}
+
+}  // namespace corral::agent
