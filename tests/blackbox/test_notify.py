@@ -1,6 +1,7 @@
 """The NOTIFY_SOCKET side of the contract: STATUS= reaches worker_status;
 a datagram from a process that is no worker is rejected and changes nothing;
-an oversized one is dropped and reported."""
+an oversized one, or one with an out-of-range EXTEND_TIMEOUT_USEC, is dropped
+and reported."""
 
 import os
 import socket
@@ -64,6 +65,20 @@ class Notify(TestCase):
         self.notify_via_worker("STATUS=after the big one")
         self.agent.wait_event("worker_status", status="after the big one")
 
+    def test_extend_timeout_out_of_range_is_rejected(self):
+        # INT64_MAX microseconds overflowed int64 nanoseconds (UBSan: signed
+        # overflow; the agent dies in a sanitized build), the largest uint64
+        # wrapped to -1 and was silently ignored. Both are refused by name.
+        for value in ("9223372036854775807", "18446744073709551615"):
+            mark = self.agent.log.mark()
+            self.notify_via_worker(f"EXTEND_TIMEOUT_USEC={value}")
+            rejected = self.agent.wait_event("notify_rejected", after=mark)
+            self.assertEqual(rejected.get("pid"), self.ready[0], rejected)
+            self.assertIn(f"EXTEND_TIMEOUT_USEC={value} is over the limit of "
+                          "86400000000 us (24h)", rejected.get("reason"))
+        self.notify_via_worker("STATUS=still here")
+        self.agent.wait_event("worker_status", status="still here")
+        self.assertEqual(self.agent.ready_workers(), self.ready)
 
 if __name__ == "__main__":
     unittest.main()
