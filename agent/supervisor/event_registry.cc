@@ -224,7 +224,7 @@ constexpr EventSpec kEvents[] = {
      "drain",
      {{kSignal}}},
     {"shutdown_hurried", kWarn,
-     "a second SIGTERM or SIGINT (or `Shutdown` with `quick`): the drain delay "
+     "a second SIGTERM or SIGINT: the drain delay "
      "(or the stop timeout) is cut short"},
     {"drain_delay_skipped", kInfo,
      "`Shutdown` with `quick` (`corralctl stop --now`) during the drain "
