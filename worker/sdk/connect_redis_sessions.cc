@@ -39,14 +39,6 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 )lua";
 
-// KEYS[1] old, KEYS[2] new. 1 moved, 0 no session, -1 new id taken.
-constexpr char kRotateScript[] = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-redis.call('RENAME', KEYS[1], KEYS[2])
-return 1
-)lua";
-
 constexpr int kWriteTries = 5;
 constexpr int kCreateTries = 3;
 
@@ -312,7 +304,7 @@ void ConnectRedisSessions::Destroy(std::string id, Done cb) {
 void ConnectRedisSessions::Rotate(std::string id, Callback<std::string> cb) {
   absl::StatusOr<std::string> fresh = NewSessionId();
   if (!fresh.ok()) return cb(fresh.status());
-  eval_(kRotateScript, {"", "", "2", KeyFor(id), KeyFor(*fresh)},
+  eval_(kRotateSessionScript, {"", "", "2", KeyFor(id), KeyFor(*fresh)},
         [fresh = *fresh, cb = std::move(cb)](absl::StatusOr<RedisReply> r) {
           if (!r.ok()) return cb(r.status());
           if (r->integer == 1) return cb(fresh);

@@ -85,6 +85,16 @@ class ConnectRedisSessions {
       writes_;
 };
 
+// The id rotation both session formats use: KEYS[1] old, KEYS[2] new;
+// returns 1 moved, 0 no session, -1 new id taken. RENAME keeps the TTL and
+// every field.
+inline constexpr char kRotateSessionScript[] = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+redis.call('RENAME', KEYS[1], KEYS[2])
+return 1
+)lua";
+
 }  // namespace corral::worker
 
 #endif  // CORRAL_WORKER_SDK_CONNECT_REDIS_SESSIONS_H_

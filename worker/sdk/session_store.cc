@@ -69,15 +69,6 @@ redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
 return 1
 )lua";
 
-// KEYS[1] old, KEYS[2] new. 1 moved, 0 no session, -1 new id taken.
-// RENAME keeps the TTL and every field.
-constexpr char kRotateScript[] = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-redis.call('RENAME', KEYS[1], KEYS[2])
-return 1
-)lua";
-
 // How often to draw a new id when one is taken (2^-256 odds: never).
 constexpr int kCreateTries = 3;
 
@@ -445,7 +436,7 @@ void SessionStore::Rotate(absl::string_view cookie,
     return connect_redis_->Rotate(std::move(*id), std::move(cb));
   absl::StatusOr<std::string> fresh = NewSessionId();
   if (!fresh.ok()) return cb(fresh.status());
-  Eval(kRotateScript, {"EVALSHA", "", "2", KeyFor(*id), KeyFor(*fresh)},
+  Eval(kRotateSessionScript, {"EVALSHA", "", "2", KeyFor(*id), KeyFor(*fresh)},
        [fresh = *fresh, cb = std::move(cb)](absl::StatusOr<RedisReply> r) {
          if (!r.ok()) return cb(r.status());
          if (r->integer == 1) return cb(fresh);
