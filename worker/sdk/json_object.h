@@ -1,51 +1,23 @@
-// The members of one JSON object, each value kept as the exact JSON text it
-// was written as: enough to change a few top-level fields of a document
-// another program (express-session) wrote, leaving every other byte of it
-// as it was (numbers, nested objects, empty arrays, key order).
-//
-// Thread-safe (no state).
+// The SDK's JSON object helpers now live in common/json.h (the agent reads
+// Node IPC lines with them too); this header keeps compiling.
 #ifndef CORRAL_WORKER_SDK_JSON_OBJECT_H_
 #define CORRAL_WORKER_SDK_JSON_OBJECT_H_
 
-#include <optional>
-#include <string>
-#include <vector>
-
-#include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
+#include "common/json.h"
 
 namespace corral::worker {
 
-struct JsonMember {
-  std::string name;   // decoded
-  std::string value;  // raw JSON text of the value
-};
-using JsonMembers = std::vector<JsonMember>;
-
-// The members of `text`, which must be one JSON object (RFC 8259, strict).
-absl::StatusOr<JsonMembers> ParseJsonObject(absl::string_view text);
-
-// `{"name":value,...}` in order.
-std::string WriteJsonObject(const JsonMembers& members);
-
-// True when `text` is exactly one JSON value (blanks around it allowed).
-bool IsJsonValue(absl::string_view text);
-
-// `s` as a JSON string literal.
-std::string JsonQuote(absl::string_view s);
-
-// The member called `name` (the last one, as JavaScript reads duplicates).
-const JsonMember* FindMember(const JsonMembers& members,
-                             absl::string_view name);
-
-// Replaces the value of `name` (every duplicate), or appends the member.
-void SetMember(JsonMembers& members, absl::string_view name, std::string value);
-
-// Removes every member called `name`.
-void RemoveMember(JsonMembers& members, absl::string_view name);
-
-// A JSON number's value when `raw` is one that fits a double.
-std::optional<double> JsonNumber(absl::string_view raw);
+using common::FindMember;
+using common::IsJsonValue;
+using common::JsonMember;
+using common::JsonMembers;
+using common::JsonNumber;
+using common::JsonQuote;
+using common::JsonString;
+using common::ParseJsonObject;
+using common::RemoveMember;
+using common::SetMember;
+using common::WriteJsonObject;
 
 }  // namespace corral::worker
 

@@ -1,4 +1,4 @@
-#include "worker/sdk/json_object.h"
+#include "common/json.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
-namespace corral::worker {
+namespace corral::common {
 namespace {
 
 constexpr int kMaxDepth = 64;
@@ -312,4 +312,11 @@ std::optional<double> JsonNumber(absl::string_view raw) {
   return v;
 }
 
-}  // namespace corral::worker
+std::optional<std::string> JsonString(absl::string_view raw) {
+  Reader r(raw);
+  std::string out;
+  if (!r.String(&out) || !r.AtEnd()) return std::nullopt;
+  return out;
+}
+
+}  // namespace corral::common
