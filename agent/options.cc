@@ -1,6 +1,9 @@
 #include "agent/options.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -10,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "agent/supervisor/size_parse.h"
+#include "common/cli_message.h"
 #include "common/duration.h"
 
 namespace corral::agent {
@@ -384,6 +388,27 @@ void AddFlags(CLI::App& app, RawFlags& raw) {
       "CA that client certificates must chain to (PEM)");
 }
 
+// A flag value that names a program ("--workers node app.js") is most
+// likely COMMAND given without the `--` before it: say so.
+std::string MissingDashDashHint(const std::string& value) {
+  if (value.empty() || value.starts_with("-")) return "";
+  bool command = false;
+  if (absl::StrContains(value, '/')) {
+    command = ::access(value.c_str(), X_OK) == 0;
+  } else if (const char* path = std::getenv("PATH"); path != nullptr) {
+    for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty())) {
+      if (::access(absl::StrCat(dir, "/", value).c_str(), X_OK) == 0) {
+        command = true;
+        break;
+      }
+    }
+  }
+  if (!command) return "";
+  return absl::StrCat("; '", value,
+                      "' is a program: missing `--` before COMMAND? "
+                      "(corral-agent [FLAGS] -- COMMAND [ARGS...])");
+}
+
 constexpr char kDescription[] =
     "corral-agent: runs COMMAND as a pool of workers, one per usable CPU, as "
     "PID 1 of a container.";
@@ -401,6 +426,7 @@ std::string HelpText(const Options& defaults) {
 ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
   CLI::App app{kDescription, "corral-agent"};
   app.prefix_command();
+  app.set_version_flag("--version", "corral-agent " CORRAL_VERSION);
   RawFlags raw = RawDefaults(Options{});
   AddFlags(app, raw);
 
@@ -430,10 +456,15 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
   } catch (const CLI::CallForHelp&) {
     result.message = app.help();
     return result;
+  } catch (const CLI::CallForVersion& e) {
+    result.message = e.what();
+    return result;
   } catch (const CLI::ParseError& e) {
     result.exit_code = 2;
     result.message =
-        absl::StrCat("corral-agent: ", e.what(), " (see corral-agent --help)");
+        absl::StrCat("corral-agent: ", ReadableCliError(e.what()),
+                     MissingDashDashHint(RefusedCliValue(e.what())),
+                     " (see corral-agent --help)");
     return result;
   }
   std::vector<std::string> command = app.remaining();
@@ -451,7 +482,10 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
   absl::StatusOr<Options> options = Validate(raw, std::move(command));
   if (!options.ok()) {
     result.exit_code = 2;
-    result.message = absl::StrCat("corral-agent: ", options.status().message());
+    const std::string message(options.status().message());
+    result.message =
+        absl::StrCat("corral-agent: ", message,
+                     MissingDashDashHint(RefusedCliValue(message)));
     return result;
   }
   result.options = std::move(*options);

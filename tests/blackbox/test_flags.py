@@ -55,6 +55,29 @@ class Flags(TestCase):
         self.assertUsageError(["--http-port=70000", *cmd], "http-port", "70000")
         self.assertUsageError(["--frobnicate", *cmd], "frobnicate")
 
+    def test_cli_messages_are_in_words(self):
+        # CLI11's own "At Most 1 required but received 2" is rewritten.
+        self.assertUsageError(["--drain-delay=1s", "--drain-delay=2s", "--", WORKER],
+                              "--drain-delay is given 2 times; give it once")
+        self.assertUsageError(["--workers"], "--workers needs a value")
+        r = self.run_agent(["--drain-delay=1s", "--drain-delay=2s", "--", WORKER])
+        self.assertNotIn("At Most", r.stderr)
+
+    def test_a_program_as_a_flag_value_asks_for_dash_dash(self):
+        # `corral-agent --workers node app.js`: node is COMMAND, not a count.
+        self.assertUsageError(["--workers", "sh", "app.js"], "'sh'",
+                              "missing `--` before COMMAND?")
+        self.assertUsageError(["--stop-timeout", WORKER], "missing `--` before COMMAND?")
+        # A value that names no program gets no such hint.
+        r = self.run_agent(["--workers", "lots", "--", WORKER])
+        self.assertEqual(r.returncode, 2)
+        self.assertNotIn("COMMAND?", r.stderr)
+
+    def test_version(self):
+        r = self.run_agent(["--version"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout.strip(), r"^corral-agent \d+\.\d+\.\d+$")
+
     def test_missing_command(self):
         self.assertUsageError(["--workers=1"], "command")
         self.assertUsageError(["--workers=1", "--"], "command")
