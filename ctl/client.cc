@@ -92,6 +92,14 @@ int Connection::Fail(const std::string& what,
                         absl::StrFormat("%s: the agent at %s went away: %s",
                                         what, address_, message));
       }
+      if (!unix_) {  // health --probe HOST:PORT
+        return Complain(
+            kUnreachable,
+            absl::StrFormat("cannot reach the probe port at %s: %s; is "
+                            "corral-agent running with --probe-port (or "
+                            "--http-port) on that port?",
+                            address_, why));
+      }
       const bool denied = why.starts_with("permission denied");
       return Complain(
           kUnreachable,

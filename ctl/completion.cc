@@ -22,6 +22,23 @@ std::string OptionWords(const CLI::App& app, bool help = true) {
   return absl::StrJoin(words, " ");
 }
 
+// Words that may follow a command besides its flags.
+std::string CommandWords(const std::string& name) {
+  if (name == "scale") return "auto";
+  if (name == "completion") return "bash zsh fish";
+  return "";
+}
+
+// 'text' for fish: single quotes, with ' and \\ escaped.
+std::string FishQuote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
 }  // namespace
 
 std::string BashCompletion(const CLI::App& app) {
@@ -30,8 +47,9 @@ std::string BashCompletion(const CLI::App& app) {
   for (const CLI::App* sub : app.get_subcommands({})) {
     names.push_back(sub->get_name());
     std::string extra;
-    if (sub->get_name() == "scale") extra = " auto";
-    if (sub->get_name() == "completion") extra = " bash";
+    if (!CommandWords(sub->get_name()).empty()) {
+      extra = " " + CommandWords(sub->get_name());
+    }
     if (sub->get_name() == "signal") {
       extra =
           absl::StrCat(" $( [[ $((COMP_CWORD - i)) -eq 2 ]] && echo '",
@@ -76,6 +94,76 @@ std::string BashCompletion(const CLI::App& app) {
       "  COMPREPLY=($(compgen -W \"$opts $global\" -- \"$cur\"))\n"
       "}\n"
       "complete -F _corralctl corralctl\n");
+}
+
+std::string ZshCompletion(const CLI::App& app) {
+  // zsh runs bash completion functions through bashcompinit: one script,
+  // so the two never differ.
+  return absl::StrCat(
+      "#compdef corralctl\n"
+      "# zsh completion for corralctl. Load it with\n"
+      "#   source <(corralctl completion zsh)\n"
+      "autoload -U +X compinit && compinit\n"
+      "autoload -U +X bashcompinit && bashcompinit\n",
+      BashCompletion(app));
+}
+
+std::string FishCompletion(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    names.push_back(sub->get_name());
+  }
+  const std::string seen =
+      absl::StrCat("__fish_seen_subcommand_from ", absl::StrJoin(names, " "));
+  std::string out =
+      "# fish completion for corralctl. Load it with\n"
+      "#   corralctl completion fish | source\n"
+      "complete -c corralctl -f\n";
+  // Global options, anywhere on the line.
+  for (const CLI::Option* o : app.get_options()) {
+    if (o->get_positional()) continue;
+    std::string line = "complete -c corralctl";
+    for (const std::string& n : o->get_lnames())
+      absl::StrAppend(&line, " -l ", n);
+    for (const std::string& n : o->get_snames())
+      absl::StrAppend(&line, " -s ", n);
+    // -x: takes a value, not a file; --socket takes a file (-r -F).
+    if (o->get_single_name() == "socket") {
+      absl::StrAppend(&line, " -r -F");
+    } else if (o->get_expected_min() > 0) {
+      absl::StrAppend(&line, " -x");
+    }
+    if (o->get_single_name() == "output") {
+      absl::StrAppend(&line, " -a 'table json'");
+    }
+    absl::StrAppend(&out, line, " -d ", FishQuote(o->get_description()), "\n");
+  }
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    const std::string& name = sub->get_name();
+    absl::StrAppend(&out, "complete -c corralctl -n 'not ", seen, "' -a ", name,
+                    " -d ", FishQuote(sub->get_description()), "\n");
+    const std::string when =
+        absl::StrCat("-n '__fish_seen_subcommand_from ", name, "'");
+    for (const CLI::Option* o : sub->get_options()) {
+      if (o->get_positional() || o == sub->get_help_ptr()) continue;
+      std::string line = absl::StrCat("complete -c corralctl ", when);
+      for (const std::string& n : o->get_lnames())
+        absl::StrAppend(&line, " -l ", n);
+      for (const std::string& n : o->get_snames())
+        absl::StrAppend(&line, " -s ", n);
+      if (o->get_expected_min() > 0) absl::StrAppend(&line, " -x");
+      absl::StrAppend(&out, line, " -d ", FishQuote(o->get_description()),
+                      "\n");
+    }
+    std::string words = CommandWords(name);
+    if (name == "signal")
+      words = absl::StrJoin(common::SignalShortNames(), " ");
+    if (!words.empty()) {
+      absl::StrAppend(&out, "complete -c corralctl ", when, " -a ",
+                      FishQuote(words), "\n");
+    }
+  }
+  return out;
 }
 
 }  // namespace corral::ctl

@@ -8,9 +8,13 @@
 
 namespace corral::ctl {
 
-// A bash script: `source <(corralctl completion bash)`. zsh can load it
-// after `autoload -U bashcompinit && bashcompinit`.
+// A bash script: `source <(corralctl completion bash)`.
 std::string BashCompletion(const CLI::App& app);
+// zsh: `source <(corralctl completion zsh)` (the bash script through
+// bashcompinit).
+std::string ZshCompletion(const CLI::App& app);
+// fish: `corralctl completion fish | source`.
+std::string FishCompletion(const CLI::App& app);
 
 }  // namespace corral::ctl
 

@@ -12,6 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/cli_message.h"
 #include "ctl/client.h"
 #include "ctl/commands.h"
 #include "ctl/completion.h"
@@ -199,6 +200,7 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 failed, 2 usage, 3 agent not reachable."};
   app.require_subcommand(1);
   app.fallthrough();
+  app.set_version_flag("--version", "corralctl " CORRAL_VERSION);
   app.add_option("--socket", a.settings.socket, "the agent's control socket")
       ->envname("CORRAL_SOCKET")
       ->capture_default_str();
@@ -215,24 +217,37 @@ int main(int argc, char** argv) {
           [&a] { return Version(a.settings); });
   Command(app, &run, "completion",
           "print a shell completion script: source <(corralctl completion "
-          "bash)",
+          "bash), source <(corralctl completion zsh), corralctl completion "
+          "fish | source",
           [&app, &a] {
-            if (a.shell != "bash") {
+            if (a.shell == "bash") {
+              Print(BashCompletion(app));
+            } else if (a.shell == "zsh") {
+              Print(ZshCompletion(app));
+            } else if (a.shell == "fish") {
+              Print(FishCompletion(app));
+            } else {
               return Complain(kUsage,
-                              "completion: only bash is supported "
-                              "(zsh: autoload bashcompinit first)");
+                              "completion: '" + a.shell +
+                                  "' is not a shell corralctl completes: "
+                                  "bash, zsh or fish");
             }
-            Print(BashCompletion(app));
             return static_cast<int>(kOk);
           })
-      ->add_option("SHELL", a.shell, "bash")
+      ->add_option("SHELL", a.shell, "bash, zsh or fish")
       ->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // CLI11 reports through exceptions; this is the only place they reach.
-    const int code = app.exit(e);
-    return code == 0 ? kOk : kUsage;
+    // --help and --version are "errors" that print and succeed.
+    if (e.get_exit_code() == 0) {
+      app.exit(e);
+      return kOk;
+    }
+    std::fprintf(stderr, "corralctl: %s (see corralctl --help)\n",
+                 corral::ReadableCliError(e.what()).c_str());
+    return kUsage;
   }
   a.settings.json = a.output == "json";
   a.settings.timeout =

@@ -1,6 +1,5 @@
 #include "ctl/render.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
@@ -126,18 +125,6 @@ std::string WorkerTable(const corral::v1::GetStatusResponse& status) {
                   FormatBytes(w.rss_bytes()), note});
   }
   return table.Render();
-}
-
-std::string ToJson(const google::protobuf::Message& message, bool pretty) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = pretty;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  options.always_print_enums_as_ints = false;
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
-  if (pretty && !out.empty() && out.back() == '\n') out.pop_back();
-  return out + "\n";
 }
 
 void Print(const std::string& text) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "corral/v1/agent.pb.h"
+#include "ctl/json_out.h"
 
 namespace corral::ctl {
 
@@ -38,9 +39,6 @@ std::string AgentStateName(corral::v1::AgentState state);
 std::string WorkerNote(const corral::v1::Worker& w);
 // The worker table of `ps` and `status`.
 std::string WorkerTable(const corral::v1::GetStatusResponse& status);
-// proto3 JSON with the .proto field names; `pretty` = indented, else one
-// line (JSON Lines for streams).
-std::string ToJson(const google::protobuf::Message& message, bool pretty);
 // Writes `text` to stdout and flushes (for streams read by other programs).
 void Print(const std::string& text);
 

@@ -12,6 +12,7 @@ packages=(
   python3 python3-grpcio nodejs
   util-linux procps iproute2 curl wrk
   podman runc
+  zsh fish  # the completion tests load corralctl's scripts in them
 )
 
 missing=()

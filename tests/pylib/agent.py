@@ -346,7 +346,7 @@ class Agent:
         workers READY (the control plane's view, not the log's)."""
         def ready():
             s = self.status()
-            return s["state"] == "AGENT_STATE_RUNNING" and s["ready_workers"] == count
+            return s["state"] == "running" and s["ready_workers"] == count
         wait_for(ready, timeout, f"corralctl status: running, {count} workers READY")
 
 

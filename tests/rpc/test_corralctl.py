@@ -49,15 +49,31 @@ class NoAgentTest(TestCase):
         closed = ClosedPort(self)  # bound, not listening: connections are refused
         code, out, err = corralctl("health", "--probe", f"127.0.0.1:{closed.port}")
         self.assertEqual(code, 3)
-        self.assertIn("cannot reach agent at 127.0.0.1:", err)
+        # About the probe port, not the control socket's --socket.
+        self.assertIn(f"cannot reach the probe port at 127.0.0.1:{closed.port}", err)
+        self.assertIn("--probe-port", err)
+        self.assertNotIn("--socket", err)
 
     def test_usage_errors_exit_2(self):
         for args in ([], ["bogus"], ["scale"], ["scale", "lots"], ["restart"],
                      ["signal", "0"], ["status", "-o", "yaml"], ["logs", "-n", "-3"],
-                     ["completion", "fish"]):
+                     ["completion", "powershell"]):
             code, out, err = corralctl(*args)
             self.assertEqual(code, 2, f"{args}: {err}")
             self.assertTrue(err, args)
+
+    def test_usage_errors_are_one_line_in_words(self):
+        for args, words in ((["--socket=/a", "--socket=/b", "status"],
+                             "--socket is given 2 times; give it once"),
+                            ([], "give a command"),
+                            (["status", "-o", "yaml"], "--output: yaml not in {table,json}")):
+            code, out, err = corralctl(*args)
+            self.assertEqual(code, 2, f"{args}: {err}")
+            self.assertEqual(err, f"corralctl: {words} (see corralctl --help)\n", args)
+
+    def test_version_flag(self):
+        code, out, err = corralctl("--version")
+        self.assertEqual((code, out), (0, "corralctl 0.1.0\n"), err)
 
     def test_bad_numbers_are_named_plainly(self):
         # CLI11's own range check printed "not in range 0.000000 to" a
@@ -99,6 +115,38 @@ class NoAgentTest(TestCase):
                         'echo "${COMPREPLY[@]}"')
         done = subprocess.run(["bash", "-c", script], text=True, capture_output=True)
         self.assertEqual(done.stdout.split(), ["scale"])
+
+    def test_zsh_completion(self):
+        code, out, err = corralctl("completion", "zsh")
+        self.assertEqual(code, 0, err)
+        # zsh registers it and its candidates for "corralctl sc" include
+        # scale (zsh's own matcher then narrows by the prefix).
+        script = out + ('\nsetopt ksharrays; COMP_WORDS=(corralctl sc); COMP_CWORD=1; '
+                        '_corralctl; echo "${_comps[corralctl]}"; echo "${COMPREPLY[@]}"')
+        done = subprocess.run(["zsh", "-f", "-c", script], text=True, capture_output=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        registered, candidates = done.stdout.splitlines()[-2:]
+        self.assertEqual(registered, "_bash_complete -F _corralctl")
+        self.assertIn("scale", candidates.split())
+
+    def test_fish_completion(self):
+        code, out, err = corralctl("completion", "fish")
+        self.assertEqual(code, 0, err)
+        with tempfile.NamedTemporaryFile("w", suffix=".fish") as f:
+            f.write(out)
+            f.flush()
+            # Ask fish, as it would on Tab, what follows these lines.
+            def ask(line):
+                r = subprocess.run(["fish", "--no-config", "-c",
+                                    f"source {f.name}; complete -C'{line}'"],
+                                   text=True, capture_output=True)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                return [c.split("\t")[0] for c in r.stdout.splitlines()]
+            self.assertEqual(ask("corralctl sc"), ["scale"])
+            self.assertEqual(ask("corralctl logs --fo"), ["--follow"])
+            self.assertIn("auto", ask("corralctl scale "))
+            self.assertIn("TERM", ask("corralctl signal 1 "))
+            self.assertEqual(ask("corralctl -o "), ["json", "table"])
 
     def test_version_without_agent(self):
         with tempfile.TemporaryDirectory(prefix="corral-rpc-") as d:
@@ -154,13 +202,16 @@ class WithAgentTest(TestCase):
         self.assertIn("2 of 2 workers READY", text)
         self.assertIn("ID  PID", text)
         s = self.json("status")
-        self.assertEqual(s["state"], "AGENT_STATE_RUNNING")
+        self.assertEqual(s["state"], "running")
         self.assertEqual(s["pid"], self.agent.proc.pid)
         self.assertEqual(len(s["workers"]), 2)
         self.assertIn("decision", s["sizing"])
         workers = self.json("ps")
         self.assertEqual([w["slot"] for w in workers], [0, 1])
-        self.assertEqual({w["state"] for w in workers}, {"WORKER_STATE_READY"})
+        self.assertEqual({w["state"] for w in workers}, {"ready"})
+        # Integers are JSON numbers (proto3 JSON writes 64-bit ones as strings).
+        self.assertTrue(all(isinstance(w["rss_bytes"], int) for w in workers), workers)
+        self.assertIsInstance(s["counters"]["worker_restarts"], int)
         lines = self.ok("ps").splitlines()
         self.assertEqual(len(lines), 3)
         self.assertIn("READY", lines[1])
@@ -184,7 +235,7 @@ class WithAgentTest(TestCase):
         self.assertIn("reload finished: 2 of 2", out)
         self.agent.wait_status_ready(2)
         phases = [p["phase"] for p in self.json_lines("reload")]
-        self.assertEqual(phases, ["STARTED", "SLOT_DONE", "SLOT_DONE", "FINISHED"])
+        self.assertEqual(phases, ["started", "slot_done", "slot_done", "finished"])
 
     def test_drain_resume_and_health(self):
         self.assertIn("SERVING", self.ok("health"))

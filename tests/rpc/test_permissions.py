@@ -73,7 +73,7 @@ class PermissionTest(TestCase):
         self.assertIn("permission denied", err)
         self.assertIn("you are uid 65534", err)
         # Nothing happened, and root still gets in.
-        self.assertEqual(self.agent.status()["state"], "AGENT_STATE_RUNNING")
+        self.assertEqual(self.agent.status()["state"], "running")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ class ProbePortTest(TestCase):
             list(reflect(iter([b"\x3a\x00"]), timeout=5))
         self.assertEqual(e.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
         # The agent did not drain or stop.
-        self.assertEqual(self.agent.status()["state"], "AGENT_STATE_RUNNING")
+        self.assertEqual(self.agent.status()["state"], "running")
 
     def test_watch_on_the_probe_port(self):
         self.start()
