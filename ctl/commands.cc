@@ -232,7 +232,8 @@ int Signal(Connection& c, int worker, const std::string& signal) {
                               reply.signal(), worker, reply.pid()));
 }
 
-int Logs(Connection& c, std::optional<int> worker, int tail, bool follow) {
+int Logs(Connection& c, std::optional<int> worker, int tail, bool follow,
+         bool timestamps) {
   corral::v1::StreamLogsRequest request;
   if (worker) request.set_worker(*worker);
   request.set_tail(tail);
@@ -254,6 +255,9 @@ int Logs(Connection& c, std::optional<int> worker, int tail, bool follow) {
           line.dropped_before());
     }
     if (!continuing[line.worker()]) {
+      // -t: the time the agent read the line (RFC 3339, UTC), as
+      // kubectl logs --timestamps prints it.
+      if (timestamps) absl::StrAppend(&text, line.time(), " ");
       absl::StrAppend(&text, "[", line.worker(),
                       line.stream() == "stderr" ? " err" : "", "] ");
     }

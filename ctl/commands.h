@@ -22,7 +22,8 @@ int Resume(Connection& c);
 int Stop(Connection& c, bool quick);
 int Restart(Connection& c, int worker);
 int Signal(Connection& c, int worker, const std::string& signal);
-int Logs(Connection& c, std::optional<int> worker, int tail, bool follow);
+int Logs(Connection& c, std::optional<int> worker, int tail, bool follow,
+         bool timestamps);
 int Events(Connection& c, const std::vector<std::string>& names);
 // Live view; `count` frames (0 = until q or Ctrl-C), every `interval` s.
 int Top(Connection& c, double interval, int count);

@@ -36,6 +36,7 @@ struct Arguments {
   std::string signal;
   int lines = 100;
   bool follow = false;
+  bool timestamps = false;
   bool quick = false;
   std::vector<std::string> names;
   std::vector<std::string> services;
@@ -134,15 +135,18 @@ void AddAgentCommands(CLI::App& app, Arguments& a, Run* run) {
 }
 
 void AddStreamCommands(CLI::App& app, Arguments& a, Run* run) {
-  CLI::App* logs = Command(app, run, "logs",
-                           "worker output: the last lines, "
-                           "then new ones with -f",
-                           [&a] {
-                             Connection c(a.settings);
-                             return Logs(c, a.log_worker, a.lines, a.follow);
-                           });
+  CLI::App* logs =
+      Command(app, run, "logs",
+              "worker output: the last lines, "
+              "then new ones with -f",
+              [&a] {
+                Connection c(a.settings);
+                return Logs(c, a.log_worker, a.lines, a.follow, a.timestamps);
+              });
   logs->add_option("ID", a.log_worker, "one worker's slot; all when left out");
   logs->add_flag("-f,--follow", a.follow, "keep printing new lines");
+  logs->add_flag("-t,--timestamps", a.timestamps,
+                 "begin each line with the time the agent read it (UTC)");
   logs->add_option("-n,--lines", a.lines, "how many past lines first")
       ->capture_default_str()
       ->check(WholeNumber("a number of lines"));
@@ -248,6 +252,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "corralctl: %s (see corralctl --help)\n",
                  corral::ReadableCliError(e.what()).c_str());
     return kUsage;
+  }
+  // gRPC reads "unix:a,b" as a list of two addresses: a path with a comma
+  // would quietly reach another socket. A "unix:" prefix is accepted.
+  if (a.settings.socket.starts_with("unix:")) {
+    a.settings.socket.erase(0, 5);
+  }
+  if (a.settings.socket.find(',') != std::string::npos) {
+    return Complain(kUsage, "--socket: '" + a.settings.socket +
+                                "' has a comma, which gRPC reads as a list "
+                                "of addresses; use a path without one");
   }
   a.settings.json = a.output == "json";
   a.settings.timeout =

@@ -79,11 +79,13 @@ std::string Colored(const std::string& state, bool color) {
 std::string Frame(const corral::v1::GetStatusResponse& s, bool color) {
   double cpu = 0;
   int64_t rss = 0;
-  int64_t rss_max = s.memory().per_worker_bytes();
+  // The memory bar fills toward the per-worker bound (--max-worker-memory
+  // or the cgroup limit shared out); with no bound there is no bar, only
+  // the size: a bar against the largest worker looked like a limit.
+  const int64_t bound = s.memory().per_worker_bytes();
   for (const auto& w : s.workers()) {
     cpu += w.cpu_percent();
     rss += w.rss_bytes();
-    rss_max = std::max(rss_max, w.rss_bytes());
   }
   std::string out = absl::StrFormat(
       "corral top: agent %s, pid %d, up %s, %d of %d workers READY%s\n"
@@ -99,14 +101,14 @@ std::string Frame(const corral::v1::GetStatusResponse& s, bool color) {
   Table table({"ID", "PID", "STATE", "CPU", "", "MEM", "", "RESTARTS", "UPTIME",
                "STATUS"});
   for (const auto& w : s.workers()) {
-    const double mem_fraction =
-        rss_max > 0 ? static_cast<double>(w.rss_bytes()) / rss_max : 0;
-    table.AddRow(
-        {absl::StrCat(w.slot()), w.pid() ? absl::StrCat(w.pid()) : "-",
-         Colored(StateName(w.state()), color), Bar(w.cpu_percent() / 100.0, 20),
-         absl::StrFormat("%5.1f%%", w.cpu_percent()), Bar(mem_fraction, 12),
-         FormatBytes(w.rss_bytes()), absl::StrCat(w.restarts()),
-         w.pid() ? Since(w.started_at()) : "-", WorkerNote(w)});
+    const std::string mem_bar =
+        bound > 0 ? Bar(static_cast<double>(w.rss_bytes()) / bound, 12) : "";
+    table.AddRow({absl::StrCat(w.slot()), w.pid() ? absl::StrCat(w.pid()) : "-",
+                  Colored(StateName(w.state()), color),
+                  Bar(w.cpu_percent() / 100.0, 20),
+                  absl::StrFormat("%5.1f%%", w.cpu_percent()), mem_bar,
+                  FormatBytes(w.rss_bytes()), absl::StrCat(w.restarts()),
+                  w.pid() ? Since(w.started_at()) : "-", WorkerNote(w)});
   }
   std::string rows = table.Render();
   return out + rows;

@@ -3,6 +3,7 @@ exit codes (0 ok, 1 failed, 2 usage, 3 not reachable), and what it says when
 no agent runs."""
 
 import json
+import re
 import os
 import signal
 import socket
@@ -70,6 +71,11 @@ class NoAgentTest(TestCase):
             code, out, err = corralctl(*args)
             self.assertEqual(code, 2, f"{args}: {err}")
             self.assertEqual(err, f"corralctl: {words} (see corralctl --help)\n", args)
+
+    def test_socket_with_a_comma_is_refused(self):
+        code, out, err = corralctl("--socket", "/tmp/a.sock,", "status")
+        self.assertEqual(code, 2, err)
+        self.assertIn("'/tmp/a.sock,' has a comma", err)
 
     def test_version_flag(self):
         code, out, err = corralctl("--version")
@@ -285,6 +291,10 @@ class WithAgentTest(TestCase):
         self.assertIn("[1] worker 1 gen 1 up", lines)
         self.assertEqual(self.ok("logs", "-n", "1", "1").splitlines(),
                          ["[1] worker 1 gen 1 up"])
+        # -t: the time the agent read it, first.
+        stamped = self.ok("logs", "-t", "-n", "1", "1").splitlines()
+        self.assertRegex(stamped[0], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z "
+                                     r"\[1\] worker 1 gen 1 up$")
         records = self.json_lines("logs", "0")
         self.assertEqual(records[0]["worker"], 0)
         self.assertEqual(records[0]["text"], "worker 0 gen 1 up")
@@ -323,6 +333,12 @@ class WithAgentTest(TestCase):
         self.assertIn("CPU", out)
         frames = self.json_lines("top", "--count", "1")
         self.assertEqual(len(frames[0]["workers"]), 2)
+        # No per-worker memory bound here: the memory column has the size
+        # and no bar (only the CPU bar is drawn).
+        rows = [l for l in out.splitlines() if re.match(r"^[01]\s+\d+\s+READY", l)]
+        self.assertTrue(rows, out)
+        for row in rows:
+            self.assertEqual(row.count("["), 1, row)
 
     def test_version(self):
         out = self.ok("version")
