@@ -132,6 +132,21 @@ int Ps(Connection& c) {
   return kOk;
 }
 
+int Describe(Connection& c, int worker) {
+  corral::v1::DescribeWorkerRequest request;
+  request.set_worker(worker);
+  corral::v1::DescribeWorkerResponse d;
+  auto context = c.Context();
+  grpc::Status s = c.agent().DescribeWorker(context.get(), request, &d);
+  if (!s.ok()) return c.Fail("describe", s);
+  if (c.settings().json) {
+    Print(ToJson(d, true));
+    return kOk;
+  }
+  Print(DescribeText(d));
+  return kOk;
+}
+
 int Scale(Connection& c, const std::string& count) {
   corral::v1::ScaleRequest request;
   int workers = 0;

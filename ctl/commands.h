@@ -22,6 +22,8 @@ int Resume(Connection& c);
 int Stop(Connection& c, bool quick);
 int Restart(Connection& c, int worker);
 int Signal(Connection& c, int worker, const std::string& signal);
+// One worker in depth: state, process, command, environment names, fds.
+int Describe(Connection& c, int worker);
 int Logs(Connection& c, std::optional<int> worker, int tail, bool follow,
          bool timestamps);
 int Events(Connection& c, const std::vector<std::string>& names);

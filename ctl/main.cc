@@ -116,6 +116,15 @@ void AddAgentCommands(CLI::App& app, Arguments& a, Run* run) {
             return Stop(c, a.quick);
           })
       ->add_flag("--now", a.quick, "skip the drain delay");
+  Command(app, run, "describe",
+          "one worker in depth: state, pid, command, binary, cwd, restarts, "
+          "last exit, CPU, memory, open fds, environment names",
+          [&a] {
+            Connection c(a.settings);
+            return Describe(c, a.worker);
+          })
+      ->add_option("ID", a.worker, "the worker's slot (see ps)")
+      ->required();
   Command(app, run, "restart",
           "replace one worker gracefully: start a new one, wait until it is "
           "READY, then stop the old one",

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace corral::ctl {
 
@@ -110,6 +111,60 @@ std::string AgentStateName(corral::v1::AgentState state) {
 std::string WorkerNote(const corral::v1::Worker& w) {
   if (w.pid() != 0 && !w.status().empty()) return w.status();
   return w.last_exit().empty() ? "" : "last: " + w.last_exit();
+}
+
+std::string DescribeText(const corral::v1::DescribeWorkerResponse& d) {
+  const corral::v1::Worker& w = d.worker();
+  std::vector<std::pair<std::string, std::string>> rows;
+  struct {
+    std::vector<std::pair<std::string, std::string>>* rows;
+    void AddRow(std::pair<std::string, std::string> r) {
+      rows->push_back(std::move(r));
+    }
+  } table{&rows};
+  table.AddRow({"worker", absl::StrFormat("%d (generation %d)", w.slot(),
+                                          w.generation())});
+  table.AddRow({"state", StateName(w.state())});
+  if (w.pid() != 0) {
+    table.AddRow({"pid", absl::StrFormat("%d, started %s ago", w.pid(),
+                                         Since(w.started_at()))});
+    table.AddRow(
+        {"ready", w.ready_since().seconds() != 0
+                      ? absl::StrCat("since ", Since(w.ready_since()), " ago")
+                      : "not yet"});
+  } else {
+    table.AddRow({"pid", "- (no process now)"});
+  }
+  table.AddRow({"command", absl::StrJoin(d.command(), " ")});
+  if (!d.exe().empty()) table.AddRow({"binary", d.exe()});
+  if (!d.cwd().empty()) table.AddRow({"cwd", d.cwd()});
+  table.AddRow({"restarts", absl::StrCat(w.restarts())});
+  table.AddRow({"last exit", w.last_exit().empty() ? "-" : w.last_exit()});
+  if (w.pid() != 0) {
+    table.AddRow({"cpu", absl::StrFormat("%.1f%% now, %.2f s in all",
+                                         w.cpu_percent(), w.cpu_seconds())});
+    table.AddRow({"memory", FormatBytes(w.rss_bytes())});
+    table.AddRow({"open fds",
+                  d.open_fds() >= 0 ? absl::StrCat(d.open_fds()) : "unknown"});
+  }
+  table.AddRow({"status", w.status().empty() ? "-" : w.status()});
+  std::string out;
+  for (const auto& [name, value] : rows) {
+    absl::StrAppend(&out, absl::StrFormat("%-10s %s\n", name, value));
+  }
+  // Names only: values may be secrets and are never sent.
+  absl::StrAppend(&out, "environment (", d.env_names_size(),
+                  " names; values are not shown):\n");
+  std::string line = " ";
+  for (const std::string& name : d.env_names()) {
+    if (line.size() + name.size() + 1 > 78) {
+      absl::StrAppend(&out, line, "\n");
+      line = " ";
+    }
+    absl::StrAppend(&line, " ", name);
+  }
+  if (line.size() > 1) absl::StrAppend(&out, line, "\n");
+  return out;
 }
 
 std::string WorkerTable(const corral::v1::GetStatusResponse& status) {

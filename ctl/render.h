@@ -37,6 +37,8 @@ std::string StateName(corral::v1::WorkerState state);
 std::string AgentStateName(corral::v1::AgentState state);
 // The worker's STATUS= text, else how its last process ended.
 std::string WorkerNote(const corral::v1::Worker& w);
+// `describe`: one worker in depth.
+std::string DescribeText(const corral::v1::DescribeWorkerResponse& d);
 // The worker table of `ps` and `status`.
 std::string WorkerTable(const corral::v1::GetStatusResponse& status);
 // Writes `text` to stdout and flushes (for streams read by other programs).

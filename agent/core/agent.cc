@@ -135,6 +135,15 @@ absl::Status Agent::Open() {
   parts.signal_group = [this](pid_t pgid, int sig) {
     return processes_->SignalGroupChecked(pgid, sig);
   };
+  parts.describe_process = [](pid_t pid) {
+    ProcessFacts facts = ReadProcessFacts(pid);
+    WorkerDetails details;
+    details.env_names = std::move(facts.env_names);
+    details.open_fds = facts.open_fds;
+    details.cwd = std::move(facts.cwd);
+    details.exe = std::move(facts.exe);
+    return details;
+  };
   control_ = std::make_unique<LoopControl>(std::move(parts));
   return absl::OkStatus();
 }

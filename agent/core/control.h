@@ -64,6 +64,18 @@ struct AgentStatus {
   std::vector<std::string> command;
 };
 
+// One worker in depth, for `corralctl describe`.
+struct WorkerDetails {
+  WorkerStatus status;
+  std::vector<std::string> command;
+  // From /proc at the time of asking; empty / -1 when unreadable (or no
+  // process).
+  std::vector<std::string> env_names;
+  int open_fds = -1;
+  std::string cwd;
+  std::string exe;
+};
+
 struct ScaleResult {
   int previous_workers = 0;
   int target_workers = 0;
@@ -104,6 +116,8 @@ class AgentControl {
   virtual bool stopping() const = 0;
   // OK when `worker` is a slot now; NotFound naming the valid range.
   virtual absl::Status CheckWorker(int worker) const = 0;
+  // One slot's current process in depth (NotFound for a slot that is not).
+  virtual absl::StatusOr<WorkerDetails> DescribeWorker(int worker) const = 0;
   // The last lines of worker output, oldest first (all workers, or `worker`).
   virtual std::vector<LogRecord> TailLogs(std::optional<int> worker,
                                           size_t max_lines) const = 0;

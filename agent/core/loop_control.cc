@@ -99,6 +99,29 @@ absl::Status LoopControl::CheckWorker(int worker) const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<WorkerDetails> LoopControl::DescribeWorker(int worker) const {
+  if (absl::Status s = CheckWorker(worker); !s.ok()) return s;
+  AgentStatus status = Status();
+  // The slot's current process: during a rollout the candidate, else the
+  // one listed (as CurrentProcess picks).
+  const WorkerStatus* found = nullptr;
+  for (const WorkerStatus& w : status.workers) {
+    if (w.view.slot != worker) continue;
+    if (found == nullptr || found->view.pid == 0 ||
+        (found->view.state == WorkerState::kStopping && w.view.pid != 0)) {
+      found = &w;
+    }
+  }
+  if (found == nullptr) return NoSuchWorker(worker);
+  WorkerDetails details;
+  if (found->view.pid != 0 && parts_.describe_process) {
+    details = parts_.describe_process(found->view.pid);
+  }
+  details.status = *found;
+  details.command = status.command;
+  return details;
+}
+
 std::vector<LogRecord> LoopControl::TailLogs(std::optional<int> worker,
                                              size_t max_lines) const {
   return parts_.output->Tail(worker, max_lines);

@@ -38,6 +38,8 @@ class LoopControl final : public AgentControl, private RolloutObserver {
     std::function<void(std::function<void()>)> post;
     // kill(-pgid, sig), every failure returned.
     std::function<absl::Status(pid_t pgid, int sig)> signal_group;
+    // /proc facts of one process (environment names, fds, cwd, exe).
+    std::function<WorkerDetails(pid_t pid)> describe_process;
   };
 
   // Becomes the supervisor's rollout observer.
@@ -56,6 +58,7 @@ class LoopControl final : public AgentControl, private RolloutObserver {
   bool Ready() const override;
   bool stopping() const override;
   absl::Status CheckWorker(int worker) const override;
+  absl::StatusOr<WorkerDetails> DescribeWorker(int worker) const override;
   std::vector<LogRecord> TailLogs(std::optional<int> worker,
                                   size_t max_lines) const override;
   absl::StatusOr<ScaleResult> Scale(std::optional<int> workers) override;

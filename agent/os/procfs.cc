@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 
 namespace corral::agent {
 
@@ -51,6 +52,55 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
                       static_cast<double>(ticks_per_second);
   usage.rss_bytes = static_cast<int64_t>(st->rss_pages) * page_size;
   return usage;
+}
+
+std::vector<std::string> EnvironNames(const std::string& block) {
+  std::vector<std::string> names;
+  size_t start = 0;
+  while (start < block.size()) {
+    size_t end = block.find('\0', start);
+    if (end == std::string::npos) end = block.size();
+    const std::string entry = block.substr(start, end - start);
+    const size_t eq = entry.find('=');
+    if (eq != std::string::npos && eq > 0) names.push_back(entry.substr(0, eq));
+    start = end + 1;
+  }
+  return names;
+}
+
+namespace {
+
+std::string ReadLink(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = readlink(path.c_str(), buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+ProcessFacts ReadProcessFacts(pid_t pid) {
+  ProcessFacts facts;
+  const std::string dir = absl::StrCat("/proc/", pid);
+  {
+    std::ifstream in(dir + "/environ", std::ios::binary);
+    if (in) {
+      std::ostringstream block;
+      block << in.rdbuf();
+      facts.env_names = EnvironNames(block.str());
+    }
+  }
+  if (DIR* fds = opendir((dir + "/fd").c_str())) {
+    int n = 0;
+    while (dirent* entry = readdir(fds)) {
+      if (entry->d_name[0] != '.') ++n;
+    }
+    closedir(fds);
+    facts.open_fds = n;
+  }
+  facts.cwd = ReadLink(dir + "/cwd");
+  facts.exe = ReadLink(dir + "/exe");
+  return facts;
 }
 
 bool ProcMatchesNamespace() {

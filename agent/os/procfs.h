@@ -39,6 +39,20 @@ struct ProcessUsage {
 };
 std::optional<ProcessUsage> ReadProcessUsage(pid_t pid);
 
+// What `corralctl describe` shows of a process beyond its usage: the names
+// (never the values: they may hold secrets) of the environment it started
+// with, its open file descriptors, its working directory and executable.
+// Fields it cannot read stay empty / -1.
+struct ProcessFacts {
+  std::vector<std::string> env_names;  // in /proc/<pid>/environ order
+  int open_fds = -1;
+  std::string cwd;
+  std::string exe;
+};
+ProcessFacts ReadProcessFacts(pid_t pid);
+// The names in an environ block ("A=1\0B=2\0" -> A, B).
+std::vector<std::string> EnvironNames(const std::string& block);
+
 // Every process in /proc that descends from `root`.
 std::vector<ProcStat> Descendants(pid_t root);
 

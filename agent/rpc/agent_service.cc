@@ -140,6 +140,19 @@ grpc::ServerUnaryReactor* AgentService::GetStatus(
   });
 }
 
+grpc::ServerUnaryReactor* AgentService::DescribeWorker(
+    grpc::CallbackServerContext* context,
+    const corral::v1::DescribeWorkerRequest* request,
+    corral::v1::DescribeWorkerResponse* response) {
+  const int worker = request->worker();
+  return Answer(context, [this, worker, response] {
+    absl::StatusOr<WorkerDetails> d = agent_->DescribeWorker(worker);
+    if (!d.ok()) return ToGrpcStatus(d.status());
+    FillDetails(*d, agent_->clock().Now(), response);
+    return grpc::Status::OK;
+  });
+}
+
 grpc::ServerUnaryReactor* AgentService::Scale(
     grpc::CallbackServerContext* context,
     const corral::v1::ScaleRequest* request,

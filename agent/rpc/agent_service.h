@@ -62,6 +62,10 @@ class AgentService final : public corral::v1::Agent::CallbackService {
   grpc::ServerWriteReactor<corral::v1::Event>* WatchEvents(
       grpc::CallbackServerContext* context,
       const corral::v1::WatchEventsRequest* request) override;
+  grpc::ServerUnaryReactor* DescribeWorker(
+      grpc::CallbackServerContext* context,
+      const corral::v1::DescribeWorkerRequest* request,
+      corral::v1::DescribeWorkerResponse* response) override;
   grpc::ServerWriteReactor<corral::v1::LogLine>* StreamLogs(
       grpc::CallbackServerContext* context,
       const corral::v1::StreamLogsRequest* request) override;

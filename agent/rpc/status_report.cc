@@ -193,4 +193,14 @@ corral::v1::LogLine LogToProto(const LogRecord& record) {
   return out;
 }
 
+void FillDetails(const WorkerDetails& details, TimePoint now,
+                 corral::v1::DescribeWorkerResponse* out) {
+  FillWorker(details.status, now, out->mutable_worker());
+  for (const std::string& arg : details.command) out->add_command(arg);
+  for (const std::string& name : details.env_names) out->add_env_names(name);
+  out->set_open_fds(details.open_fds);
+  out->set_cwd(details.cwd);
+  out->set_exe(details.exe);
+}
+
 }  // namespace corral::agent

@@ -23,6 +23,10 @@ corral::v1::LogLine LogToProto(const LogRecord& record);
 
 corral::v1::WorkerState WorkerStateToProto(WorkerState state);
 
+// One worker in depth (DescribeWorker).
+void FillDetails(const WorkerDetails& details, TimePoint now,
+                 corral::v1::DescribeWorkerResponse* out);
+
 }  // namespace corral::agent
 
 #endif  // CORRAL_AGENT_RPC_STATUS_REPORT_H_

@@ -67,6 +67,9 @@ class FakeAgent : public AgentControl, public EventSink {
   bool Ready() const override { return supervisor_.Ready(1); }
   bool stopping() const override { return false; }
   absl::Status CheckWorker(int) const override { return Unused(); }
+  absl::StatusOr<WorkerDetails> DescribeWorker(int) const override {
+    return Unused();
+  }
   std::vector<LogRecord> TailLogs(std::optional<int>, size_t) const override {
     return {};
   }

@@ -327,6 +327,26 @@ class WithAgentTest(TestCase):
                  what="a worker_ready event")
         self.assertNotIn("worker_spawned", text())
 
+    def test_describe(self):
+        ps = {w["slot"]: w for w in self.json("ps")}
+        d = self.json("describe", "1")
+        self.assertEqual(d["worker"]["pid"], ps[1]["pid"])
+        self.assertEqual(d["worker"]["state"], "ready")
+        self.assertEqual(d["command"], self.agent.command)
+        self.assertEqual(os.path.realpath(d["exe"]), os.path.realpath(self.agent.command[0]))
+        self.assertGreater(d["open_fds"], 2)
+        # Names only, in the process's own order; values are never sent.
+        for name in ("CORRAL_WORKER_ID", "CORRAL_WORKER_GENERATION", "NOTIFY_SOCKET", "PATH"):
+            self.assertIn(name, d["env_names"])
+        self.assertFalse([n for n in d["env_names"] if "=" in n])
+        text = self.ok("describe", "1")
+        self.assertRegex(text, rf"(?m)^pid\s+{ps[1]['pid']}, started ")
+        self.assertRegex(text, r"(?m)^open fds\s+\d+$")
+        self.assertIn("values are not shown", text)
+        code, out, err = self.ctl("describe", "9")
+        self.assertEqual(code, 1, err)
+        self.assertIn("no worker 9", err)
+
     def test_top(self):
         out = self.ok("top", "--count", "2", "--interval", "0.1")
         self.assertEqual(out.count("corral top: agent running"), 2)
