@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import unittest
 
 from pylib import paths
@@ -28,6 +29,7 @@ from pylib.workers import ClosedPort
 # Runs the agent as nobody: no capability, so no eBPF (Debian's
 # kernel.unprivileged_bpf_disabled=2, and 1 elsewhere).
 AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+WITH_CAP_BPF = ("--inh-caps=+bpf", "--ambient-caps=+bpf")
 
 
 def worker_of(body):
@@ -199,6 +201,21 @@ class RoundRobin(TestCase):
         self.assertIn("--balance=round-robin", tail)
         self.assertIn("CAP_BPF", tail)
         self.assertIn("--balance=reuseport", tail)
+
+    def test_cap_bpf_alone_is_enough(self):
+        """As nobody with only CAP_BPF (ambient, so the agent keeps it
+        across exec): the program loads, 16/16 again."""
+        probe = subprocess.run([*AS_NOBODY, *WITH_CAP_BPF, "true"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            self.skipTest(f"cannot give nobody CAP_BPF here: {probe.stderr.strip()}")
+        agent = Agent(self, ["--workers=2"], prefix=(*AS_NOBODY, *WITH_CAP_BPF),
+                      dir_mode=0o777, listen=("tcp://127.0.0.1:0",)).start()
+        mode = agent.wait_event("balance_mode")
+        note(f"auto as nobody with CAP_BPF: {mode['msg']}")
+        self.assertEqual((mode["mode"], mode["requested"]), ("round-robin", "auto"))
+        agent.wait_ready(2)
+        wait_steered(agent, "0,1")
+        self.assertEqual(self.spread(agent.port, 32), {"0": 16, "1": 16})
 
     def test_refused_auto_falls_back_to_reuseport_and_says_why(self):
         agent = Agent(self, ["--workers=2"], prefix=AS_NOBODY, dir_mode=0o777,
