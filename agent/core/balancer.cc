@@ -61,15 +61,19 @@ absl::Status Balancer::ResolveMode() {
   // Debian's Abseil has its own string_view type; StrCat takes only that.
   const std::string requested(BalanceModeName(requested_));
   std::string why = "--balance asked for it";
-  if (requested_ == BalanceMode::kAuto ||
-      requested_ == BalanceMode::kRoundRobin) {
-    absl::Status rr = groups_.empty()
-                          ? absl::FailedPreconditionError("no tcp --listen")
-                          : StartRoundRobin();
+  if (groups_.empty()) {
+    // Unix sockets only, or --balance=shared: nothing to steer.
+    if (requested_ != BalanceMode::kShared) {
+      why = "no tcp --listen; unix sockets are always shared";
+    }
+    mode_ = BalanceMode::kShared;
+  } else if (requested_ == BalanceMode::kAuto ||
+             requested_ == BalanceMode::kRoundRobin) {
+    absl::Status rr = StartRoundRobin();
     if (rr.ok()) {
       mode_ = BalanceMode::kRoundRobin;
       why = "the kernel loaded the eBPF round-robin program";
-    } else if (requested_ == BalanceMode::kRoundRobin && !groups_.empty()) {
+    } else if (requested_ == BalanceMode::kRoundRobin) {
       return absl::Status(
           rr.code(), absl::StrCat("--balance=round-robin: ", rr.message(),
                                   "; --balance=reuseport needs no privilege"));
@@ -82,7 +86,7 @@ absl::Status Balancer::ResolveMode() {
   const std::string mode(BalanceModeName(mode_));
   events_->Emit(Event{Level::kInfo,
                       "balance_mode",
-                      absl::StrCat("new tcp connections: ", mode,
+                      absl::StrCat("new connections: ", mode,
                                    " (--balance=", requested, "; ", why, ")"),
                       {}}
                     .With("mode", mode)
