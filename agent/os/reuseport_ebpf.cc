@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "agent/os/errors.h"
@@ -86,11 +87,17 @@ absl::StatusOr<int> CreateMap(bpf_map_type type, uint32_t value_size,
   return static_cast<int>(fd);
 }
 
-// The last non-empty line of the verifier's log: the reason it refused.
-std::string LastLine(const std::string& log) {
+// The verifier's reason for refusing: the last line of its log but the
+// statistics it ends with ("processed N insns ...", "verification time").
+std::string RefusalReason(const std::string& log) {
   std::string last;
   for (absl::string_view line : absl::StrSplit(log, '\n')) {
-    if (!absl::StripAsciiWhitespace(line).empty()) last = std::string(line);
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || absl::StartsWith(line, "processed ") ||
+        absl::StartsWith(line, "verification time")) {
+      continue;
+    }
+    last = std::string(line);
   }
   return last;
 }
@@ -152,7 +159,6 @@ absl::Status EbpfRoundRobin::Attach(int group_fd,
     insns[i].imm = program[i].imm;
   }
   static constexpr char kLicense[] = "GPL";  // sk_select_reuseport is GPL
-  std::string log(4096, '\0');
   bpf_attr attr;
   std::memset(&attr, 0, sizeof(attr));
   attr.prog_type = BPF_PROG_TYPE_SK_REUSEPORT;
@@ -160,22 +166,23 @@ absl::Status EbpfRoundRobin::Attach(int group_fd,
   attr.insns = reinterpret_cast<uint64_t>(insns.data());
   attr.insn_cnt = static_cast<uint32_t>(insns.size());
   attr.license = reinterpret_cast<uint64_t>(kLicense);
-  attr.log_buf = reinterpret_cast<uint64_t>(log.data());
-  attr.log_size = static_cast<uint32_t>(log.size());
-  attr.log_level = 1;
+  // No verifier log first: it slows a long program's load.
   long prog = Bpf(BPF_PROG_LOAD, &attr);
-  if (prog < 0 && errno == ENOSPC) {
-    // The log buffer was too small (a long table): load without a log.
-    attr.log_buf = 0;
-    attr.log_size = 0;
-    attr.log_level = 0;
-    prog = Bpf(BPF_PROG_LOAD, &attr);
-  }
   if (prog < 0) {
     const int err = errno;
     absl::Status s =
         BpfError(err, "bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_SK_REUSEPORT)");
-    const std::string why = LastLine(log.c_str());
+    if (err == EPERM) return s;
+    // Refused by the verifier: load again with its log, for the reason.
+    std::string log(16384, '\0');
+    attr.log_buf = reinterpret_cast<uint64_t>(log.data());
+    attr.log_size = static_cast<uint32_t>(log.size());
+    attr.log_level = 1;
+    if (const long again = Bpf(BPF_PROG_LOAD, &attr); again >= 0) {
+      CloseFd(static_cast<int>(again));  // accepted the second time?
+      return s;
+    }
+    const std::string why = RefusalReason(log.c_str());
     if (why.empty()) return s;
     return absl::Status(s.code(), absl::StrCat(s.message(), ": ", why));
   }

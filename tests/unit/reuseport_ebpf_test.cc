@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -115,6 +116,29 @@ TEST_F(ReuseportEbpfTest, AClosedSlotFallsBackToTheKernelsHash) {
   CloseFd(fds_[1]);
   fds_.erase(fds_.begin() + 1);
   for (int i = 0; i < 4; ++i) EXPECT_NE(ConnectAndFind(), -1);
+}
+
+TEST_F(ReuseportEbpfTest, TheLongestTablePassesTheVerifier) {
+  // 4096 workers: 3 instructions a slot, all of them verified. The table
+  // names slots 0, 1, 2 over and over, so the turn is still 0, 1, 2.
+  std::vector<int> table(kMaxRoundRobinTable);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i % 3);
+  absl::Status s = Steer(fds_[0], table);
+  ASSERT_TRUE(s.ok()) << s;
+  std::vector<int> got;
+  for (int i = 0; i < 3; ++i) got.push_back(ConnectAndFind());
+  std::sort(got.begin(), got.end());
+  EXPECT_THAT(got, ElementsAre(0, 1, 2));
+}
+
+TEST_F(ReuseportEbpfTest, ARefusedProgramSaysWhy) {
+  // "r0 = 1" and no exit: the verifier's last log line is the reason.
+  absl::Status s = rr_->Attach(fds_[0], {EbpfInsn{ebpf::kMov64K, 0, 0, 0, 1}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(
+      std::string(s.message()),
+      ::testing::HasSubstr("BPF_PROG_LOAD, BPF_PROG_TYPE_SK_REUSEPORT"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("exit")) << s;
 }
 
 TEST_F(ReuseportEbpfTest, ASocketOfAnotherGroupIsRefused) {
