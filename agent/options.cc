@@ -246,7 +246,8 @@ absl::StatusOr<Options> Validate(const RawFlags& raw,
   }
   std::optional<BalanceMode> balance = ParseBalanceMode(raw.balance);
   if (!balance) {
-    return BadValue("--balance", raw.balance, "shared, reuseport or source-ip");
+    return BadValue("--balance", raw.balance,
+                    "auto, round-robin, reuseport, source-ip or shared");
   }
   o.balance = *balance;
   if (absl::Status s = ParseReady(raw.ready, o); !s.ok()) return s;
@@ -342,7 +343,9 @@ void AddFlags(CLI::App& app, RawFlags& raw) {
           Default(absl::StrJoin(raw.listen, ","), "none"))
       ->delimiter(',');
   add("--balance", raw.balance,
-      "shared, reuseport or source-ip: how tcp connections are spread" +
+      "auto, round-robin, reuseport, source-ip or shared: how tcp "
+      "connections are spread (auto: round-robin when eBPF loads, else "
+      "reuseport)" +
           Default(raw.balance));
   add("--ready", raw.ready,
       "notify, ipc or delay:DURATION" + Default(raw.ready));

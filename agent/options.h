@@ -37,8 +37,9 @@ struct Options {
   WorkerMemoryBound max_worker_memory;
   // Sockets opened before the first worker and inherited by all.
   std::vector<ListenSpec> listen;
-  // How TCP connections are spread over the workers (docs/balance.md).
-  BalanceMode balance = BalanceMode::kReuseport;
+  // How TCP connections are spread over the workers (docs/balance.md);
+  // kAuto is resolved when the sockets open (Balancer::Open).
+  BalanceMode balance = BalanceMode::kAuto;
   // How a worker becomes READY; with kDelay, after `ready_delay`.
   ReadyMode ready = ReadyMode::kNotify;
   Duration ready_delay = Duration::zero();

@@ -4,11 +4,21 @@
 #include "absl/strings/str_join.h"
 #include "agent/os/fd.h"
 #include "agent/os/reuseport.h"
+#include "agent/supervisor/round_robin.h"
 
 namespace corral::agent {
+namespace {
+
+absl::Status AttachRoundRobin(EbpfRoundRobin& rr, int group_fd,
+                              const std::vector<int>& table) {
+  return rr.Attach(group_fd, BuildRoundRobinProgram(rr.counter_map(),
+                                                    rr.sockets_map(), table));
+}
+
+}  // namespace
 
 Balancer::Balancer(BalanceMode mode, EventSink* events)
-    : mode_(mode), events_(events) {}
+    : requested_(mode), mode_(mode), events_(events) {}
 
 Balancer::~Balancer() {
   for (size_t i = 0; i < listeners_.size(); ++i) {
@@ -44,6 +54,64 @@ absl::Status Balancer::Open(const std::vector<ListenSpec>& specs) {
     listeners_.push_back(l);
   }
   if (!groups_.empty()) migrate_ = EnableTcpMigrateReq();
+  return ResolveMode();
+}
+
+absl::Status Balancer::ResolveMode() {
+  // Debian's Abseil has its own string_view type; StrCat takes only that.
+  const std::string requested(BalanceModeName(requested_));
+  std::string why = "--balance asked for it";
+  if (groups_.empty()) {
+    // Unix sockets only, or --balance=shared: nothing to steer.
+    if (requested_ != BalanceMode::kShared) {
+      why = "no tcp --listen; unix sockets are always shared";
+    }
+    mode_ = BalanceMode::kShared;
+  } else if (requested_ == BalanceMode::kAuto ||
+             requested_ == BalanceMode::kRoundRobin) {
+    absl::Status rr = StartRoundRobin();
+    if (rr.ok()) {
+      mode_ = BalanceMode::kRoundRobin;
+      why = "the kernel loaded the eBPF round-robin program";
+    } else if (requested_ == BalanceMode::kRoundRobin) {
+      return absl::Status(
+          rr.code(), absl::StrCat("--balance=round-robin: ", rr.message(),
+                                  "; --balance=reuseport needs no privilege"));
+    } else {
+      mode_ = BalanceMode::kReuseport;
+      why = absl::StrCat("round-robin unavailable: ", rr.message());
+    }
+  }
+  if (listeners_.empty()) return absl::OkStatus();
+  const std::string mode(BalanceModeName(mode_));
+  events_->Emit(Event{Level::kInfo,
+                      "balance_mode",
+                      absl::StrCat("new connections: ", mode,
+                                   " (--balance=", requested, "; ", why, ")"),
+                      {}}
+                    .With("mode", mode)
+                    .With("requested", requested)
+                    .With("reason", why));
+  return absl::OkStatus();
+}
+
+absl::Status Balancer::StartRoundRobin() {
+  for (auto& [index, g] : groups_) {
+    absl::StatusOr<std::unique_ptr<EbpfRoundRobin>> rr =
+        EbpfRoundRobin::Create();
+    absl::Status s = rr.status();
+    if (s.ok()) s = (*rr)->AddSocket(0, g.fds.at(0));
+    // The full program, once: the verifier's verdict decides auto. Slot 0
+    // is the only socket yet; Update replaces it when workers are READY.
+    if (s.ok()) s = AttachRoundRobin(**rr, g.fds.at(0), {0});
+    if (!s.ok()) {
+      // A group given an eBPF program already gets the classic one from
+      // the first Update (nothing is steered yet).
+      for (auto& [i, other] : groups_) other.rr.reset();
+      return s;
+    }
+    g.rr = std::move(*rr);
+  }
   return absl::OkStatus();
 }
 
@@ -65,6 +133,13 @@ absl::StatusOr<std::vector<int>> Balancer::FdsFor(int slot) {
       }
       g.fds[slot] = m->fd;
       g.order.Join(slot);
+      if (g.rr) {
+        if (absl::Status s = g.rr->AddSocket(slot, m->fd); !s.ok()) {
+          // Its turns fall back to the kernel's hash (the select fails).
+          Warn(absl::StrCat(listeners_[i].address, ": worker ", slot, ": ",
+                            s.message()));
+        }
+      }
     }
     fds.push_back(g.fds[slot]);
   }
@@ -99,15 +174,8 @@ void Balancer::Update(const std::vector<WorkerView>& workers,
     SteeringTargets targets =
         ChooseSteeringTargets(g.order, workers, target_workers);
     if (targets == g.steered) continue;
-    std::vector<int> slots;
-    for (uint32_t t : targets.indexes) slots.push_back(g.order.order()[t]);
-    if (absl::Status s = AttachSteeringProgram(
-            g.fds.begin()->second,
-            BuildSteeringProgram(mode_, g.v6, targets.indexes));
-        !s.ok()) {
-      Warn(absl::StrCat(listeners_[index].address, ": ", s.message()));
-      continue;
-    }
+    const std::vector<int> slots = RoundRobinTable(g.order, targets);
+    if (!Steer(index, g, targets)) continue;
     g.steered = targets;
     events_->Emit(Event{
         Level::kInfo,
@@ -119,6 +187,27 @@ void Balancer::Update(const std::vector<WorkerView>& workers,
                       .With("slots", absl::StrJoin(slots, ","))
                       .With("ready", targets.ready));
   }
+}
+
+bool Balancer::Steer(size_t index, Group& g, const SteeringTargets& targets) {
+  const int fd = g.fds.begin()->second;
+  const std::string& address = listeners_[index].address;
+  if (g.rr) {
+    absl::Status s =
+        AttachRoundRobin(*g.rr, fd, RoundRobinTable(g.order, targets));
+    if (s.ok()) return true;
+    // Never leave the old table in place (it may name a slot that is
+    // leaving): the classic program, which needs no privilege, instead.
+    Warn(absl::StrCat(address, ": round-robin: ", s.message(),
+                      "; steering by source-port hash this time"));
+  }
+  absl::Status s = AttachSteeringProgram(
+      fd, BuildSteeringProgram(mode_, g.v6, targets.indexes));
+  if (!s.ok()) {
+    Warn(absl::StrCat(address, ": ", s.message()));
+    return false;
+  }
+  return true;
 }
 
 bool Balancer::QueueEmpty(int slot) const {

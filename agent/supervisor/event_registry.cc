@@ -42,6 +42,16 @@ constexpr EventSpec kEvents[] = {
      {{{"workers", T::kInt, false, ""},
        {"auto", T::kBool, false, ""},
        {"rule", T::kString, false, ""}}}},
+    {"balance_mode",
+     kInfo,
+     "how new TCP connections are spread, once at start (only with a "
+     "`--listen`): `mode` is the one in effect, `requested` the `--balance` "
+     "value; `auto` becomes `round-robin` when the kernel loads the eBPF "
+     "program, else `reuseport`, and `reason` says why",
+     {{{"mode", T::kString, false,
+        "round-robin, reuseport, source-ip or shared"},
+       {"requested", T::kString, false, ""},
+       kReason}}},
     {"memory_budget",
      kInfo,
      "the per-worker RSS bound `--max-worker-memory` sets (only when there is "
@@ -140,8 +150,9 @@ constexpr EventSpec kEvents[] = {
      {{kSignal, {"workers", T::kInt, false, "groups signalled"}}}},
     {"balance_steering",
      kInfo,
-     "the reuseport steering program was replaced because the set of slots "
-     "with a READY worker changed (`--balance=reuseport` or `source-ip`); "
+     "the steering program was replaced because the set of slots with a "
+     "READY worker changed (`--balance=round-robin`, `reuseport` or "
+     "`source-ip`); "
      "`slots` "
      "lists the slots new connections now go to",
      {{{"listen", T::kString, false, "the address"},

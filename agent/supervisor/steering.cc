@@ -33,13 +33,18 @@ std::string_view BalanceModeName(BalanceMode mode) {
       return "reuseport";
     case BalanceMode::kSourceIp:
       return "source-ip";
+    case BalanceMode::kRoundRobin:
+      return "round-robin";
+    case BalanceMode::kAuto:
+      return "auto";
   }
   return "?";
 }
 
 std::optional<BalanceMode> ParseBalanceMode(std::string_view text) {
-  for (BalanceMode m : {BalanceMode::kShared, BalanceMode::kReuseport,
-                        BalanceMode::kSourceIp}) {
+  for (BalanceMode m :
+       {BalanceMode::kShared, BalanceMode::kReuseport, BalanceMode::kSourceIp,
+        BalanceMode::kRoundRobin, BalanceMode::kAuto}) {
     if (text == BalanceModeName(m)) return m;
   }
   return std::nullopt;

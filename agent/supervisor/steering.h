@@ -18,10 +18,13 @@
 
 namespace corral::agent {
 
-enum class BalanceMode { kShared, kReuseport, kSourceIp };
+// kAuto is a request only: the agent resolves it at start to kRoundRobin
+// when the kernel loads the eBPF program (round_robin.h), else kReuseport.
+enum class BalanceMode { kShared, kReuseport, kSourceIp, kRoundRobin, kAuto };
 
 std::string_view BalanceModeName(BalanceMode mode);
-// "shared", "reuseport" or "source-ip"; nullopt for anything else.
+// "shared", "reuseport", "source-ip", "round-robin" or "auto"; nullopt for
+// anything else.
 std::optional<BalanceMode> ParseBalanceMode(std::string_view text);
 
 // One classic BPF instruction, laid out as the kernel's struct sock_filter
@@ -34,7 +37,9 @@ struct BpfInsn {
 };
 
 // The program for a reuseport group: a hash of the connection's SYN picks
-// one of `targets` (group indexes), evenly. kReuseport hashes the TCP source
+// one of `targets` (group indexes), evenly. kSourceIp hashes the client
+// address; every other mode (kRoundRobin when its eBPF program cannot be
+// replaced) the TCP source port. kReuseport hashes the TCP source
 // port (many connections from one host spread evenly, since consecutive
 // ports land on consecutive slots); kSourceIp hashes the client address, so
 // a client stays on one slot. `ipv6` says where the headers are (the program

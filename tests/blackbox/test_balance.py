@@ -186,11 +186,11 @@ class Balance(TestCase):
 
     def test_bad_balance_value_is_exit_2(self):
         agent = paths.binary("CORRAL_AGENT")
-        p = subprocess.run([agent, "--balance=round-robin", "--", "true"],
+        p = subprocess.run([agent, "--balance=random", "--", "true"],
                            capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn("invalid --balance value 'round-robin'", p.stderr)
-        self.assertIn("shared, reuseport or source-ip", p.stderr)
+        self.assertIn("invalid --balance value 'random'", p.stderr)
+        self.assertIn("auto, round-robin, reuseport, source-ip or shared", p.stderr)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,18 @@ TEST(OptionsTest, DefaultsFitKubernetesGracePeriod) {
   EXPECT_LT(o.drain_delay + o.stop_timeout, seconds(30));
   EXPECT_EQ(o.backoff.min, milliseconds(100));
   EXPECT_EQ(o.backoff.max, seconds(30));
+  // Round robin when the kernel allows it, resolved when sockets open.
+  EXPECT_EQ(o.balance, BalanceMode::kAuto);
+}
+
+TEST(OptionsTest, BalanceTakesEveryModeByName) {
+  for (const char* mode :
+       {"auto", "round-robin", "reuseport", "source-ip", "shared"}) {
+    const std::string flag = std::string("--balance=") + mode;
+    ParsedCommandLine p = Parse({flag.c_str(), "--", "x"});
+    ASSERT_TRUE(p.options) << p.message;
+    EXPECT_EQ(BalanceModeName(p.options->balance), mode);
+  }
 }
 
 TEST(OptionsTest, ParsesEveryFlag) {
@@ -92,6 +104,9 @@ TEST(OptionsTest, BadInputExitsTwoNamingTheFlagAndValue) {
       {{"--restart-backoff=5s", "--", "x"}, "--restart-backoff value '5s'"},
       {{"--restart-backoff=5s,1s", "--", "x"}, "0 < MIN <= MAX"},
       {{"--log-format=xml", "--", "x"}, "--log-format value 'xml'"},
+      {{"--balance=random", "--", "x"},
+       "--balance value 'random': expected auto, round-robin, "
+       "reuseport, source-ip or shared"},
       {{"--listen=http://x:1", "--", "x"}, "--listen value 'http://x:1'"},
       {{"--listen=tcp://x:99999", "--", "x"}, "PORT"},
       {{"--bogus", "--", "x"}, "unknown flag '--bogus'"},

@@ -48,11 +48,13 @@ WorkerView View(int slot, WorkerState state, pid_t pid = 100) {
 }
 
 TEST(BalanceMode, NamesRoundTripAndBadValuesAreRejected) {
-  for (BalanceMode m : {BalanceMode::kShared, BalanceMode::kReuseport,
-                        BalanceMode::kSourceIp}) {
+  for (BalanceMode m :
+       {BalanceMode::kShared, BalanceMode::kReuseport, BalanceMode::kSourceIp,
+        BalanceMode::kRoundRobin, BalanceMode::kAuto}) {
     EXPECT_EQ(ParseBalanceMode(BalanceModeName(m)), m);
   }
-  EXPECT_EQ(ParseBalanceMode("round-robin"), std::nullopt);
+  EXPECT_EQ(ParseBalanceMode("round-robin"), BalanceMode::kRoundRobin);
+  EXPECT_EQ(ParseBalanceMode("roundrobin"), std::nullopt);
   EXPECT_EQ(ParseBalanceMode(""), std::nullopt);
 }
 
