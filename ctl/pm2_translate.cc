@@ -22,8 +22,12 @@ namespace {
 
 using common::JsonMembers;
 
-// PM2's interpreter by extension; anything else runs with node.
+// PM2's interpreter by extension; anything else runs with node, but for a
+// program PM2 finds in $PATH, which it runs itself (none).
 std::string InterpreterFor(absl::string_view script) {
+  for (absl::string_view program : {"npm", "npx", "yarn", "pnpm", "bun"}) {
+    if (script == program) return "none";
+  }
   static const std::map<std::string, std::string> kByExtension = {
       {".sh", "bash"},    {".py", "python"},   {".rb", "ruby"},
       {".php", "php"},    {".pl", "perl"},     {".coffee", "coffee"},
