@@ -425,9 +425,14 @@ void AppTranslator::Others() {
 }
 
 absl::StatusOr<AgentPlan> AppTranslator::Run() {
-  for (absl::Status s : {Name(), Command(), Environment(), Workers(),
-                         Lifecycle(), Restarts(), InstanceVariables()}) {
-    if (!s.ok()) return s;
+  // In order, each step only after the ones before it succeeded (later
+  // steps read what earlier ones checked).
+  using Step = absl::Status (AppTranslator::*)();
+  for (Step step : {&AppTranslator::Name, &AppTranslator::Command,
+                    &AppTranslator::Environment, &AppTranslator::Workers,
+                    &AppTranslator::Lifecycle, &AppTranslator::Restarts,
+                    &AppTranslator::InstanceVariables}) {
+    if (absl::Status s = (this->*step)(); !s.ok()) return s;
   }
   Others();
   return std::move(plan_);

@@ -253,6 +253,7 @@ containers:
             "JavaScript: PM2 evaluates .json files as code; rename it to .config.js to have "
             "it evaluated by node)",
             "missing.config.js": "no such file",
+            "no-script.json": "an app has no `script` (PM2 needs one too)",
         }
         for name, why in cases.items():
             with self.subTest(name):
