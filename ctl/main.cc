@@ -197,6 +197,8 @@ void AddPm2Import(CLI::App& app, Arguments& a, Pm2ImportArgs& p, Run* run) {
       "PM2 runs it, to read the config. Needs no agent.",
       [&a, &p] {
         p.timeout_seconds = a.timeout_seconds;  // for node to print it
+        // `corralctl -o json pm2-import FILE` as well as `pm2-import -o json`.
+        if (a.output == "json") p.format = "json";
         return Pm2Import(p);
       });
   cmd->add_option("FILE", p.file, "ecosystem.config.js, .cjs, .mjs or .json")

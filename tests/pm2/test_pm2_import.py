@@ -159,6 +159,8 @@ cd FIXTURES && env \\
                      "sh", "-c", 'export INSTANCE_ID="$CORRAL_WORKER_ID"; exec "$@"', "sh",
                      "node", "app.js"]}]})
         self.assertNotIn("jobs", err)
+        self.assertEqual(pm2_import("-o", "json", "pm2-import", "ecosystem.json", "--app", "web"),
+                         (code, out, err), "the global -o json too")
         self.assertEqual(pm2_import("pm2-import", "ecosystem.json", "--app", "nope"),
                          (1, "", "corralctl: pm2-import: ecosystem.json: no app named 'nope' "
                              "(the apps: web, jobs)\n"))
