@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/match.h"
@@ -12,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "agent/os/node_register.h"
 #include "agent/supervisor/size_parse.h"
 #include "common/cli_message.h"
 #include "common/duration.h"
@@ -121,6 +123,7 @@ struct RawFlags {
   std::string control_tls_cert;
   std::string control_tls_key;
   std::string control_tls_client_ca;
+  std::string node_register;
 };
 
 // A fixed bound as ParseSize reads it back exactly ("512Mi", else bytes).
@@ -190,6 +193,7 @@ RawFlags RawDefaults(const Options& d) {
   raw.control_tls_cert = d.control_tls_cert;
   raw.control_tls_key = d.control_tls_key;
   raw.control_tls_client_ca = d.control_tls_client_ca;
+  raw.node_register = d.node_register.empty() ? "off" : d.node_register;
   return raw;
 }
 
@@ -229,6 +233,20 @@ absl::Status ValidateControl(const RawFlags& raw, Options& o) {
   o.control_tls_cert = raw.control_tls_cert;
   o.control_tls_key = raw.control_tls_key;
   o.control_tls_client_ca = raw.control_tls_client_ca;
+  return absl::OkStatus();
+}
+
+// After --ready: the register module says READY on Node's IPC channel.
+absl::Status ValidateNodeRegister(const std::string& value, Options& o) {
+  if (value == "off" || value.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> module = ResolveNodeRegister(value);
+  if (!module.ok()) return module.status();
+  if (o.ready != ReadyMode::kIpc) {
+    return Invalid("--node-register", value,
+                   "it needs --ready=ipc (the register module says READY on "
+                   "Node's IPC channel)");
+  }
+  o.node_register = *module;
   return absl::OkStatus();
 }
 
@@ -289,6 +307,9 @@ absl::StatusOr<Options> Validate(const RawFlags& raw,
   if (!memory.ok()) return memory.status();
   o.max_worker_memory = *memory;
   if (absl::Status s = ValidateControl(raw, o); !s.ok()) return s;
+  if (absl::Status s = ValidateNodeRegister(raw.node_register, o); !s.ok()) {
+    return s;
+  }
   if (raw.log_format == "text") {
     o.log_format = LogFormat::kText;
   } else if (raw.log_format == "json") {
@@ -389,6 +410,14 @@ void AddFlags(CLI::App& app, RawFlags& raw) {
   add("--control-tls-key", raw.control_tls_key, "server private key (PEM)");
   add("--control-tls-client-ca", raw.control_tls_client_ca,
       "CA that client certificates must chain to (PEM)");
+  // A flag with an optional value: bare = auto.
+  app.add_flag("--node-register{auto}", raw.node_register,
+               "add `--require` of @corral/node's register.js to NODE_OPTIONS "
+               "(unmodified Node apps); auto = the copy installed beside the "
+               "agent, else @corral/node/register from the app's "
+               "node_modules; or a PATH; needs --ready=ipc" +
+                   Default(raw.node_register))
+      ->envname(EnvName("--node-register"));
 }
 
 // A flag value that names a program ("--workers node app.js") is most
@@ -446,8 +475,10 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
   std::vector<std::string> args;  // CLI11 wants them in reverse order
   for (int i = argc - 1; i >= 1; --i) {
     std::string a = argv[i];
-    if (i < end && a.starts_with("--") && a.size() > 3 && a.back() == '=' &&
-        a.find('=') == a.size() - 1) {
+    if (i < end && a == "--node-register=") {
+      a = "--node-register=off";  // a flag takes no separate value
+    } else if (i < end && a.starts_with("--") && a.size() > 3 &&
+               a.back() == '=' && a.find('=') == a.size() - 1) {
       args.push_back("");
       a.pop_back();
     }
@@ -480,6 +511,16 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv) {
     result.message =
         absl::StrCat("corral-agent: unknown flag '", command.front(),
                      "' (see corral-agent --help)");
+    return result;
+  } else if (raw.node_register == "auto" && !command.empty() &&
+             std::find(command.begin(), command.end(), "--") != command.end()) {
+    // `--node-register PATH -- node app.js`: a bare flag takes no value,
+    // so PATH would be run as COMMAND.
+    result.exit_code = 2;
+    result.message = absl::StrCat(
+        "corral-agent: --node-register takes a path only as "
+        "--node-register=PATH; '",
+        command.front(), "' would be run as COMMAND (see corral-agent --help)");
     return result;
   }
   absl::StatusOr<Options> options = Validate(raw, std::move(command));

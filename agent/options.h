@@ -71,6 +71,9 @@ struct Options {
   std::string control_tls_cert;
   std::string control_tls_key;
   std::string control_tls_client_ca;
+  // --node-register: what every worker's NODE_OPTIONS gets a `--require`
+  // of (an absolute path to register.js, or kNodeRegisterModule); "" = off.
+  std::string node_register;
   // COMMAND [ARGS...]
   std::vector<std::string> command;
 };

@@ -226,6 +226,29 @@ absl::StatusOr<JsonMembers> ParseJsonObject(absl::string_view text) {
   return members;
 }
 
+absl::StatusOr<std::vector<std::string>> ParseJsonArray(
+    absl::string_view text) {
+  Reader r(text);
+  auto not_array = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a JSON array: '", text.substr(0, 64),
+                     text.size() > 64 ? "..." : "", "'"));
+  };
+  if (!r.Consume('[')) return not_array();
+  std::vector<std::string> elements;
+  if (!r.Consume(']')) {
+    do {
+      r.SkipSpace();
+      size_t from = r.pos();
+      if (!r.Value(1)) return not_array();
+      elements.emplace_back(r.Slice(from));
+    } while (r.Consume(','));
+    if (!r.Consume(']')) return not_array();
+  }
+  if (!r.AtEnd()) return not_array();
+  return elements;
+}
+
 std::string WriteJsonObject(const JsonMembers& members) {
   std::string out = "{";
   for (const JsonMember& m : members) {

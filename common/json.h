@@ -26,6 +26,10 @@ using JsonMembers = std::vector<JsonMember>;
 // The members of `text`, which must be one JSON object (RFC 8259, strict).
 absl::StatusOr<JsonMembers> ParseJsonObject(absl::string_view text);
 
+// The elements of `text`, which must be one JSON array, each as the exact
+// JSON text it was written as.
+absl::StatusOr<std::vector<std::string>> ParseJsonArray(absl::string_view text);
+
 // `{"name":value,...}` in order.
 std::string WriteJsonObject(const JsonMembers& members);
 

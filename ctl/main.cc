@@ -16,6 +16,7 @@
 #include "ctl/client.h"
 #include "ctl/commands.h"
 #include "ctl/completion.h"
+#include "ctl/pm2_import.h"
 #include "ctl/render.h"
 
 namespace corral::ctl {
@@ -201,6 +202,35 @@ void AddStreamCommands(CLI::App& app, Arguments& a, Run* run) {
                      "liveness, readiness or \"\" (repeatable)");
 }
 
+void AddPm2Import(CLI::App& app, Arguments& a, Pm2ImportArgs& p, Run* run) {
+  CLI::App* cmd = Command(
+      app, run, "pm2-import",
+      "print the corral-agent command line (or a Kubernetes container) for "
+      "each app of a PM2 ecosystem file; what has no equivalent goes to "
+      "stderr. A .js/.cjs/.mjs file is your own code: it is run by node, as "
+      "PM2 runs it, to read the config. Needs no agent.",
+      [&a, &p] {
+        p.timeout_seconds = a.timeout_seconds;  // for node to print it
+        // `corralctl -o json pm2-import FILE` as well as `pm2-import -o json`.
+        if (a.output == "json") p.format = "json";
+        return Pm2Import(p);
+      });
+  cmd->add_option("FILE", p.file, "ecosystem.config.js, .cjs, .mjs or .json")
+      ->required();
+  cmd->add_option("--env", p.env,
+                  "merge env_NAME over env, as pm2 start --env NAME");
+  cmd->add_option("--app", p.app, "only the app with this name");
+  cmd->add_option("-o,--output", p.format,
+                  "shell (a command line), k8s (a pod spec fragment) or json")
+      ->capture_default_str();
+  cmd->add_option("--port", p.port,
+                  "the port the agent listens on (default: the app's PORT, "
+                  "else 3000)")
+      ->check(CLI::Range(1, 65535));
+  cmd->add_option("--node", p.node, "the node that evaluates a .js file")
+      ->capture_default_str();
+}
+
 }  // namespace
 }  // namespace corral::ctl
 
@@ -226,6 +256,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   AddAgentCommands(app, a, &run);
   AddStreamCommands(app, a, &run);
+  Pm2ImportArgs pm2;
+  AddPm2Import(app, a, pm2, &run);
   Command(app, &run, "version", "corralctl's version and the agent's",
           [&a] { return Version(a.settings); });
   Command(app, &run, "completion",

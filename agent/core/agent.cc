@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "agent/core/node_options.h"
 #include "agent/os/procfs.h"
 #include "agent/os/reaper.h"
 #include "agent/os/self.h"
@@ -19,11 +20,17 @@ namespace {
 
 // Variables the agent sets for each worker; inherited copies are removed.
 constexpr std::string_view kOwnVariables[] = {
-    "LISTEN_FDS=",       "LISTEN_PID=",
-    "LISTEN_FDNAMES=",   "NOTIFY_SOCKET=",
-    "WATCHDOG_USEC=",    "WATCHDOG_PID=",
-    "CORRAL_WORKER_ID=", "CORRAL_WORKER_GENERATION=",
-    "NODE_CHANNEL_FD=",  "NODE_CHANNEL_SERIALIZATION_MODE="};
+    "LISTEN_FDS=",
+    "LISTEN_PID=",
+    "LISTEN_FDNAMES=",
+    "NOTIFY_SOCKET=",
+    "WATCHDOG_USEC=",
+    "WATCHDOG_PID=",
+    "CORRAL_WORKER_ID=",
+    "CORRAL_WORKER_GENERATION=",
+    "NODE_APP_INSTANCE=",
+    "NODE_CHANNEL_FD=",
+    "NODE_CHANNEL_SERIALIZATION_MODE="};
 
 SupervisorConfig MakeConfig(const Options& o, int workers) {
   SupervisorConfig c;
@@ -156,6 +163,9 @@ std::vector<std::string> Agent::BaseEnvironment() const {
       own = own || entry.starts_with(prefix);
     }
     if (!own) env.push_back(std::move(entry));
+  }
+  if (!options_.node_register.empty()) {
+    AddNodeRequire(env, options_.node_register);
   }
   env.push_back(absl::StrCat("NOTIFY_SOCKET=", notify_->address()));
   if (listeners_->size() > 0) {

@@ -91,6 +91,9 @@ absl::StatusOr<pid_t> PosixProcessControl::Spawn(const SpawnRequest& request) {
   plan.argv = command_.argv;
   plan.env = command_.env;
   plan.env.push_back(absl::StrCat("CORRAL_WORKER_ID=", request.slot));
+  // PM2's name for the same slot number: apps moved from PM2 gate cron
+  // and singleton work on it.
+  plan.env.push_back(absl::StrCat("NODE_APP_INSTANCE=", request.slot));
   plan.env.push_back(
       absl::StrCat("CORRAL_WORKER_GENERATION=", request.generation));
   plan.stdin_fd = dev_null_;

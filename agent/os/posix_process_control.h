@@ -24,7 +24,7 @@ namespace corral::agent {
 // What every worker runs with.
 struct WorkerCommand {
   std::vector<std::string> argv;  // argv[0] is looked up in $PATH
-  // "KEY=VALUE" for every worker; CORRAL_WORKER_ID and
+  // "KEY=VALUE" for every worker; CORRAL_WORKER_ID, NODE_APP_INSTANCE and
   // CORRAL_WORKER_GENERATION are added per spawn.
   std::vector<std::string> env;
   // Become fds 3, 4, ... in every worker (the --listen sockets). Not owned.

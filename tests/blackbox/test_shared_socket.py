@@ -47,7 +47,8 @@ class SharedSocket(TestCase):
     def setUp(self):
         self.unix_path = os.path.join(self.temp_dir(), "admin.sock")
         self.agent = self.start_agent(["--workers=3", *self.balance], listen=[
-            f"web={LOOPBACK}", f"admin=unix:{self.unix_path}"])
+            f"web={LOOPBACK}", f"admin=unix:{self.unix_path}"],
+            env={"NODE_APP_INSTANCE": "stale"})
         self.port = self.agent.port
         self.assertEqual(self.agent.listen[1], f"unix:{self.unix_path}")
         self.ready = self.agent.wait_ready(3)
@@ -92,6 +93,9 @@ class SharedSocket(TestCase):
             self.assertEqual(env.get("CORRAL_WORKER_GENERATION"), "1", body)
             self.assertNotIn("WATCHDOG_USEC", env, "no --watchdog given")
             self.assertEqual(self.ready[int(env["CORRAL_WORKER_ID"])], pid)
+            # PM2's name for the slot, the same value (the agent's own
+            # environment has a stale one: it is replaced, not inherited).
+            self.assertEqual(env.get("NODE_APP_INSTANCE"), env["CORRAL_WORKER_ID"], body)
             ids.add(env["CORRAL_WORKER_ID"])
         self.assertEqual(ids, {"0", "1", "2"})
 

@@ -259,5 +259,24 @@ TEST(SessionOptionsTest, FromEnvironment) {
   EXPECT_TRUE(SessionOptionsFromEnvironment().ok());
 }
 
+// The names and format the Node store reads too (worker/node, CorralStore;
+// interop.test.js holds both sides to the same TTLs).
+TEST(SessionOptionsTest, TimeoutsAreDurations) {
+  setenv("SESSION_IDLE_TIMEOUT", "90s", 1);
+  setenv("SESSION_ABSOLUTE_TIMEOUT", "2h", 1);
+  auto o = SessionOptionsFromEnvironment();
+  unsetenv("SESSION_IDLE_TIMEOUT");
+  unsetenv("SESSION_ABSOLUTE_TIMEOUT");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->idle_timeout, absl::Seconds(90));
+  EXPECT_EQ(o->absolute_timeout, absl::Hours(2));
+  // A bare number could be seconds or milliseconds: refused, named.
+  setenv("SESSION_IDLE_TIMEOUT", "1800", 1);
+  EXPECT_TRUE(
+      absl::StrContains(SessionOptionsFromEnvironment().status().message(),
+                        "SESSION_IDLE_TIMEOUT=\"1800\""));
+  unsetenv("SESSION_IDLE_TIMEOUT");
+}
+
 }  // namespace
 }  // namespace corral::worker

@@ -69,8 +69,9 @@ std::string SignalLines(const std::string& prefix) {
 }
 
 std::string Env() {
-  static const char* const kPrefixes[] = {
-      "LISTEN_", "NOTIFY_SOCKET=", "CORRAL_", "WATCHDOG_"};
+  static const char* const kPrefixes[] = {"LISTEN_",
+                                          "NOTIFY_SOCKET=", "CORRAL_",
+                                          "WATCHDOG_", "NODE_APP_INSTANCE="};
   std::vector<std::string> vars;
   for (char** e = environ; *e != nullptr; ++e) {
     for (const char* p : kPrefixes) {

@@ -158,16 +158,46 @@ function unavailable(err, store) {
   return e;
 }
 
+// The names before the Node store took the C++ SDK's (durations, as
+// corral-worker reads them): whole seconds. Still read, with a warning.
+const DEPRECATED_SECONDS = {
+  SESSION_IDLE_TIMEOUT: 'SESSION_IDLE_SECONDS',
+  SESSION_ABSOLUTE_TIMEOUT: 'SESSION_ABSOLUTE_SECONDS',
+};
+
+// A session timeout (ms) from `name` (a duration: 30m, 8h), else from its
+// deprecated seconds variable, else `fallback`.
+function timeoutEnv(name, fallback, env = process.env) {
+  const old = DEPRECATED_SECONDS[name];
+  const oldValue = env[old];
+  if (oldValue === undefined || oldValue === '') return durationEnv(name, fallback, env);
+  if (env[name] !== undefined && env[name] !== '') {
+    process.emitWarning(`${old} is ignored: ${name} is set too (remove ${old})`,
+      'DeprecationWarning', 'CORRAL_SESSION_SECONDS');
+    return durationEnv(name, fallback, env);
+  }
+  if (!/^\d+$/.test(oldValue)) {
+    throw new Error(`${old}="${oldValue}" is not a whole number of seconds ` +
+      `(it is deprecated: set ${name} to a duration such as 30m instead)`);
+  }
+  process.emitWarning(`${old} is deprecated: use ${name}=${oldValue}s ` +
+    '(a duration such as 30m or 8h, the name corral-worker reads)',
+  'DeprecationWarning', 'CORRAL_SESSION_SECONDS');
+  return Number(oldValue) * 1000;
+}
+
 class CorralStore extends Store {
   // options: { client (a node-redis client or sentinel; else one is made
   // from url / sentinels / masterName or REDIS_URL, REDIS_SENTINELS,
   // REDIS_MASTER_NAME), idleTimeout (ms; SESSION_IDLE_TIMEOUT, 30m),
   // absoluteTimeout (ms; SESSION_ABSOLUTE_TIMEOUT, 8h), prefix
-  // ('corral:sess:') }.
+  // ('corral:sess:') }. The variables are the C++ SDK's, durations;
+  // SESSION_IDLE_SECONDS and SESSION_ABSOLUTE_SECONDS (whole seconds, the
+  // old example's names) still work, with a DeprecationWarning.
   constructor(options = {}) {
     super();
-    const idle = options.idleTimeout ?? durationEnv('SESSION_IDLE_TIMEOUT', 30 * 60 * 1000);
-    const absolute = options.absoluteTimeout ?? durationEnv('SESSION_ABSOLUTE_TIMEOUT', 8 * 3600 * 1000);
+    const idle = options.idleTimeout ?? timeoutEnv('SESSION_IDLE_TIMEOUT', 30 * 60 * 1000);
+    const absolute = options.absoluteTimeout ?? timeoutEnv('SESSION_ABSOLUTE_TIMEOUT', 8 * 3600 * 1000);
     if (!(idle > 0) || !(absolute > 0)) throw new Error('CorralStore: idle and absolute timeouts must be positive');
     this.idleSeconds = seconds(idle);
     this.absoluteSeconds = seconds(absolute);
@@ -374,4 +404,4 @@ class CorralStore extends Store {
   }
 }
 
-module.exports = { CorralStore, genid, isWellFormedId };
+module.exports = { CorralStore, genid, isWellFormedId, timeoutEnv };

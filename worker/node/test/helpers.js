@@ -151,12 +151,15 @@ class Agent {
 
 // Starts corral-agent (not PID 1: a subreaper) with JSON logs, no control
 // socket, listeners on kernel-given loopback ports, and `command`.
-async function startAgent(t, { args = [], listen = ['tcp://127.0.0.1:0'], command, env = {} }) {
+// `agent`: another corral-agent binary; `cwd`: the agent's (and workers')
+// working directory.
+async function startAgent(t, { args = [], listen = ['tcp://127.0.0.1:0'], command, env = {}, agent: binaryPath,
+  cwd }) {
   const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CORRAL_') &&
     !k.startsWith('LISTEN_') && !k.startsWith('NODE_CHANNEL') && !k.startsWith('WATCHDOG_')));
   const argv = ['--log-format=json', '--control-socket=', '--drain-delay=0s',
     ...listen.map((l) => `--listen=${l}`), ...args, '--', ...command];
-  const child = start(t, agentPath(), argv, { env: { ...cleanEnv, ...env }, detached: true });
+  const child = start(t, binaryPath || agentPath(), argv, { env: { ...cleanEnv, ...env }, detached: true, cwd });
   const agent = new Agent(child);
   // Workers die with the agent (parent-death signal); kill them by pid too.
   t.after(() => {

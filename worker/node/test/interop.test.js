@@ -106,3 +106,85 @@ test('express-session + connect-redis and the C++ connect-redis format share ses
   assert.equal((await fetchWith(jar2, `${base}/count`)).json.count, 11);
   assert.equal((await cpp(redis, env, 'load', made.cookie)).fields.count, '11');
 });
+
+// The store reads SESSION_IDLE_TIMEOUT / SESSION_ABSOLUTE_TIMEOUT from
+// process.env when it is made: set them for one construction.
+function withEnv(vars, fn) {
+  const saved = {};
+  for (const k of Object.keys(vars)) {
+    saved[k] = process.env[k];
+    if (vars[k] === undefined) delete process.env[k];
+    else process.env[k] = vars[k];
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+// Redis' view of a session: { ttl (s), span (_expires - _created, s) }.
+async function lifetime(raw, cookie) {
+  const id = /^s%3A([^.]+)\./.exec(cookie)[1];
+  const key = `corral:sess:${require('node:crypto').createHash('sha256').update(id).digest('hex')}`;
+  const [created, expires] = await raw.hmGet(key, ['_created', '_expires']);
+  return { ttl: await raw.ttl(key), span: Number(expires) - Number(created) };
+}
+
+test('one name for the timeouts: SESSION_IDLE_TIMEOUT=90s and SESSION_ABSOLUTE_TIMEOUT=2h mean the same in Node and C++', async (t) => {
+  const redis = await startRedis(t);
+  const raw = createClient({ url: redis.url });
+  raw.on('error', () => {});
+  await raw.connect();
+  t.after(() => raw.close());
+  const timeouts = { SESSION_IDLE_TIMEOUT: '90s', SESSION_ABSOLUTE_TIMEOUT: '2h' };
+  // C++ (corral-worker's SessionStore) creates one...
+  const made = await cpp(redis, timeouts, 'increment', '', 'count', '1');
+  const cppLife = await lifetime(raw, made.cookie);
+  // ...and Node, from the same variables, another.
+  const store = withEnv({ ...timeouts, SESSION_IDLE_SECONDS: undefined, SESSION_ABSOLUTE_SECONDS: undefined },
+    () => new CorralStore({ url: redis.url }));
+  t.after(() => store.close());
+  assert.deepEqual([store.idleSeconds, store.absoluteSeconds], [90, 7200]);
+  const base = await serve(t, sessionApp(store, { secret: SECRET }));
+  const jar = new Jar();
+  await fetchWith(jar, `${base}/count`);
+  const nodeLife = await lifetime(raw, jar.get('corral_sid'));
+  for (const life of [cppLife, nodeLife]) {
+    assert.ok(life.ttl > 80 && life.ttl <= 90, `idle TTL ${life.ttl} s`);
+    assert.equal(life.span, 7200);
+  }
+});
+
+test('the old Node names (SESSION_IDLE_SECONDS, SESSION_ABSOLUTE_SECONDS) still work, with a deprecation warning', async (t) => {
+  const redis = await startRedis(t);
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w);
+  process.on('warning', onWarning);
+  t.after(() => process.removeListener('warning', onWarning));
+  const make = (vars) => withEnv({ SESSION_IDLE_TIMEOUT: undefined, SESSION_ABSOLUTE_TIMEOUT: undefined,
+    SESSION_IDLE_SECONDS: undefined, SESSION_ABSOLUTE_SECONDS: undefined, ...vars }, () => {
+    const s = new CorralStore({ url: redis.url });
+    t.after(() => s.close());
+    return s;
+  });
+  const old = make({ SESSION_IDLE_SECONDS: '90', SESSION_ABSOLUTE_SECONDS: '7200' });
+  assert.deepEqual([old.idleSeconds, old.absoluteSeconds], [90, 7200]);
+  // Both set: the new name wins, and the warning says the old one is ignored.
+  const both = make({ SESSION_IDLE_TIMEOUT: '5m', SESSION_IDLE_SECONDS: '90' });
+  assert.equal(both.idleSeconds, 300);
+  await new Promise((r) => setImmediate(r));  // warnings are emitted on the next tick
+  assert.deepEqual(warnings.map((w) => [w.name, w.code, w.message]), [
+    ['DeprecationWarning', 'CORRAL_SESSION_SECONDS',
+      'SESSION_IDLE_SECONDS is deprecated: use SESSION_IDLE_TIMEOUT=90s (a duration such as 30m or 8h, the name corral-worker reads)'],
+    ['DeprecationWarning', 'CORRAL_SESSION_SECONDS',
+      'SESSION_ABSOLUTE_SECONDS is deprecated: use SESSION_ABSOLUTE_TIMEOUT=7200s (a duration such as 30m or 8h, the name corral-worker reads)'],
+    ['DeprecationWarning', 'CORRAL_SESSION_SECONDS',
+      'SESSION_IDLE_SECONDS is ignored: SESSION_IDLE_TIMEOUT is set too (remove SESSION_IDLE_SECONDS)'],
+  ]);
+  assert.throws(() => make({ SESSION_IDLE_SECONDS: '30m' }),
+    /SESSION_IDLE_SECONDS="30m" is not a whole number of seconds \(it is deprecated: set SESSION_IDLE_TIMEOUT to a duration such as 30m instead\)/);
+});
