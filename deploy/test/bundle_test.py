@@ -288,7 +288,7 @@ class DebianPython(BundleCase):
 
 class Node(BundleCase):
     GREETING = "hello from node worker"
-    SLOW_PATH = "/heavy?n=1000000000"  # blocks one Node worker ~1-3 s
+    SLOW_PATH = "/heavy?n=200000000"  # blocks one Node worker ~1 s (more on a busy host)
 
     @classmethod
     def make_image(cls):
