@@ -194,7 +194,9 @@ export function graceBudget(objects) {
   const stop = durationSeconds(env.CORRAL_STOP_TIMEOUT);
   const grace = spec.terminationGracePeriodSeconds ?? 30;
   const workerDrainArg = command.find((a) => a.startsWith("--drain-timeout="));
-  const workerDrain = workerDrainArg ? durationSeconds(workerDrainArg.split("=")[1]) : null;
+  // corral-worker's --drain-timeout, else CORRAL_DRAIN_TIMEOUT (@corral/node).
+  const workerDrainText = workerDrainArg ? workerDrainArg.split("=")[1] : env.CORRAL_DRAIN_TIMEOUT;
+  const workerDrain = workerDrainText === undefined ? null : durationSeconds(workerDrainText);
   return { preStop, drain, stop, grace, margin: grace - preStop - drain - stop, workerDrain };
 }
 
