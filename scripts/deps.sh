@@ -12,6 +12,9 @@ packages=(
   python3 python3-grpcio nodejs
   util-linux procps iproute2 curl wrk
   podman runc
+  # deploy tests: the bundle (patchelf), its musl and static workers, the
+  # Debian base image (debootstrap), podman kube play (catatonit, python3-yaml)
+  patchelf musl-tools debootstrap catatonit python3-yaml
 )
 
 missing=()

@@ -23,7 +23,7 @@ case "${1:-}" in
   --bundle) test_py=bundle_test.py; shift
             packages+=(patchelf musl-tools gcc libc6-dev debootstrap nodejs) ;;
   --kube-play) test_py=kube_play_test.py; shift
-               packages+=(patchelf catatonit) ;;
+               packages+=(catatonit python3-yaml) ;;
 esac
 
 skip() { echo "SKIP deploy.container: $*" >&2; exit 77; }
