@@ -324,6 +324,22 @@ class Node(BundleCase):
                                          "-v", f"{cache}:/root/.npm"])
 
 
+    def test_5_image_settings(self):
+        # What a plain `docker run` needs: the control socket's folder owned
+        # by the image's user, corralctl on PATH, the agent as ENTRYPOINT.
+        self.assertEqual(self.config.get("Entrypoint"), ["/corral/bin/corral-agent"])
+        self.assertEqual(self.config.get("User"), "10001:10001")
+        root = run(["podman", "image", "mount", self.image]).stdout.strip()
+        try:
+            st = os.stat(os.path.join(root, "run/corral"))
+            self.assertEqual((st.st_uid, st.st_gid), (10001, 10001))
+            self.assertTrue(os.access(os.path.join(root, "corral/bin/corralctl"), os.X_OK))
+        finally:
+            run(["podman", "image", "unmount", self.image], check=False)
+        env = dict(e.split("=", 1) for e in self.config.get("Env") or [])
+        self.assertTrue(env["PATH"].startswith("/corral/bin:"), env["PATH"])
+
+
 def scratch_image(name, files, entry_cmd):
     """FROM scratch + /corral + files {dest: src}, built with podman build."""
     ctx = os.path.join(S["work"], name)
