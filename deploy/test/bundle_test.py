@@ -320,7 +320,7 @@ class Node(BundleCase):
         return build(REPO, f"{TAG}:node", os.path.join(REPO, "deploy/docker/Dockerfile.node"),
                      [f"NODE_IMAGE={base}", f"CORRAL_BUNDLE={S['bundle']}", "NPM_FLAGS=--offline"],
                      timeout=500, extra=["--ignorefile",
-                                         os.path.join(REPO, "deploy/docker/Dockerfile.dockerignore"),
+                                         os.path.join(REPO, "deploy/docker/Dockerfile.node.dockerignore"),
                                          "-v", f"{cache}:/root/.npm"])
 
 

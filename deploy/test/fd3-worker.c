@@ -61,9 +61,10 @@ static void serve(int conn, const char* who) {
     }
   }
   char body[256], out[512];
-  int blen = snprintf(body, sizeof(body), "hello from %s worker %s (pid %d)\n", who,
-                      getenv("CORRAL_WORKER_ID") ? getenv("CORRAL_WORKER_ID") : "?",
-                      (int)getppid());
+  int blen =
+      snprintf(body, sizeof(body), "hello from %s worker %s (pid %d)\n", who,
+               getenv("CORRAL_WORKER_ID") ? getenv("CORRAL_WORKER_ID") : "?",
+               (int)getppid());
   int olen = snprintf(out, sizeof(out),
                       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
