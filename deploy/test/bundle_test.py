@@ -307,7 +307,8 @@ class Node(BundleCase):
         run(["tar", "--no-recursion", "-C", "/", "-cf", tar, "-T", os.path.join(ctx, "files")],
             timeout=120)
         # npm as it is on disk (it may have upgraded itself since dpkg put it there).
-        run(["tar", "-C", "/", "-rf", tar, "usr/lib/node_modules/npm"], timeout=120)
+        if os.path.isdir("/usr/lib/node_modules/npm"):
+            run(["tar", "-C", "/", "-rf", tar, "usr/lib/node_modules/npm"], timeout=120)
         with open(os.path.join(ctx, "Containerfile"), "w") as f:
             f.write(f"FROM {S['debian']}\nADD nodejs.tar /\n")
         base = build(ctx, f"{TAG}:node-base")
