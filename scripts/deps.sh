@@ -13,6 +13,9 @@ packages=(
   util-linux procps iproute2 curl wrk
   podman runc
   zsh fish  # the completion tests load corralctl's scripts in them
+  # deploy tests: the bundle (patchelf), its musl and static workers, the
+  # Debian base image (debootstrap), podman kube play (catatonit, python3-yaml)
+  patchelf musl-tools debootstrap catatonit python3-yaml
 )
 
 missing=()

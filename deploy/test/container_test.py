@@ -23,7 +23,8 @@ Every container and image it creates is removed by id, also on failure.
 
   /usr/bin/python3 deploy/test/container_test.py [-v]
       env CORRAL_AGENT, CORRAL_WORKER (default build/tests/worker/corral-test-worker),
-          CORRAL_CTL (corralctl to put in the image; default none),
+          CORRAL_CTL (corralctl to put in the image; default build/ctl/corralctl,
+          required; "none" leaves it out),
           CORRAL_IMAGE (test this image instead of building one, e.g. one
           built from deploy/docker/Dockerfile; it is not removed),
           CORRAL_SLOW_PATH (default /?sleep_ms=3000 for the test worker,
@@ -63,7 +64,11 @@ AGENT_STOP_TIMEOUT = "15s"
 SLOW_MS = 3000           # how long each in-flight request of the drain check takes
 
 
-CTL = os.environ.get("CORRAL_CTL", "")
+# corralctl goes into the image: $CORRAL_CTL, else the build's; "none" leaves
+# it out (check 5 then skips, saying so).
+CTL = os.environ.get("CORRAL_CTL") or paths.binary("CORRALCTL")
+if CTL == "none":
+    CTL = ""
 IMAGE = os.environ.get("CORRAL_IMAGE", "")
 IN_FLIGHT_ENV = os.environ.get("CORRAL_IN_FLIGHT")
 
@@ -114,7 +119,8 @@ class ContainerTest(TestCase):
             cls.image = run(["podman", "image", "inspect", "--format", "{{.Id}}", IMAGE]).stdout.strip()
             note(f"image {IMAGE} = {cls.image[:12]} (given; kept)")
         else:
-            paths.require(("CORRAL_AGENT", AGENT), ("CORRAL_WORKER", WORKER))
+            paths.require(("CORRAL_AGENT", AGENT), ("CORRAL_WORKER", WORKER),
+                          *((("CORRAL_CTL", CTL),) if CTL else ()))
             tag = f"localhost/corral-deploy-test:{os.getpid()}"
             p = run([BUILD_IMAGE, "--tag", tag, "--agent", AGENT, "--worker", WORKER,
                      "--ctl", CTL or "none"], timeout=300)
@@ -252,7 +258,7 @@ class ContainerTest(TestCase):
     def test_5_corralctl_in_container(self):
         self.wait_ready()
         if not self.has_ctl:
-            self.skipTest("the image has no corralctl (set CORRAL_CTL=build/ctl/corralctl)")
+            self.skipTest("the image has no corralctl (CORRAL_CTL=none, or a given CORRAL_IMAGE without it)")
         # What `kubectl exec deploy/corral -- corralctl status` does: same user,
         # same PATH, the agent's socket in /run/corral.
         p = run(["podman", "exec", self.cid, "corralctl", "status"], check=False, timeout=30)

@@ -19,7 +19,7 @@ const AGENT_DEFAULTS = {
   CORRAL_MAX_WORKER_MEMORY: "off",
 };
 // Secrets the overlays expect the operator to create (not rendered).
-const EXTERNAL_SECRETS = new Set(["corral-redis"]);
+const EXTERNAL_SECRETS = new Set(["corral-redis", "redis-auth"]);
 
 const WORKLOAD_KINDS = ["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"];
 
@@ -194,7 +194,9 @@ export function graceBudget(objects) {
   const stop = durationSeconds(env.CORRAL_STOP_TIMEOUT);
   const grace = spec.terminationGracePeriodSeconds ?? 30;
   const workerDrainArg = command.find((a) => a.startsWith("--drain-timeout="));
-  const workerDrain = workerDrainArg ? durationSeconds(workerDrainArg.split("=")[1]) : null;
+  // corral-worker's --drain-timeout, else CORRAL_DRAIN_TIMEOUT (@corral/node).
+  const workerDrainText = workerDrainArg ? workerDrainArg.split("=")[1] : env.CORRAL_DRAIN_TIMEOUT;
+  const workerDrain = workerDrainText === undefined ? null : durationSeconds(workerDrainText);
   return { preStop, drain, stop, grace, margin: grace - preStop - drain - stop, workerDrain };
 }
 
@@ -228,6 +230,19 @@ export function checkResources(objects) {
   }
   if (env.CORRAL_WORKERS === "auto" && !r.limits?.cpu) {
     p("CORRAL_WORKERS=auto without a CPU limit: one worker per node CPU");
+  }
+  // The HPA's CPU target is a share of the *request*: it must fire at a
+  // load the pod's workers can reach (<= the limit) and not long before
+  // they are busy (>= half the limit).
+  for (const h of find(objects, "HorizontalPodAutoscaler")) {
+    const target = (h.spec.metrics ?? []).find((m) => m.resource?.name === "cpu")?.resource?.target;
+    if (target?.type !== "Utilization" || !r.requests?.cpu || !r.limits?.cpu) continue;
+    const at = cpuCores(r.requests.cpu) * target.averageUtilization / 100;
+    const limit = cpuCores(r.limits.cpu);
+    if (at > limit || at < limit / 2) {
+      p(`HPA ${h.metadata.name} scales out at ${at.toFixed(3)} CPU (${target.averageUtilization}% of the ` +
+        `${r.requests.cpu} request), not between half the ${r.limits.cpu} limit and the limit`);
+    }
   }
   const cpuPolicy = (container.resizePolicy ?? []).find((x) => x.resourceName === "cpu");
   if (cpuPolicy?.restartPolicy !== "NotRequired") p("resizePolicy cpu is not NotRequired");
@@ -264,6 +279,11 @@ export function checkAvailability(objects) {
     p("Deployment/corral: maxSurge must be > 0 when maxUnavailable is 0");
   }
   const tsc = dep.spec.template.spec.topologySpreadConstraints ?? [];
+  const keys = tsc.map((t) => t.topologyKey);
+  for (const key of new Set(keys)) {
+    // Two rules on one key: an overlay added one beside the base's instead of replacing it.
+    if (keys.filter((k) => k === key).length > 1) p(`Deployment/corral: ${keys.filter((k) => k === key).length} topology spread rules over ${key}`);
+  }
   for (const key of ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]) {
     const c = tsc.find((t) => t.topologyKey === key);
     if (!c) p(`Deployment/corral: no topology spread over ${key}`);
@@ -314,8 +334,9 @@ export function checkAvailability(objects) {
   return problems;
 }
 
-// Redis: persistence, the NetworkPolicy fence, and REDIS_URL pointing at it;
-// or, without an in-cluster Redis, REDIS_URL from a Secret.
+// Redis: persistence, the NetworkPolicy fence, a password from a Secret that
+// corral's REDIS_URL carries, a PDB, and REDIS_URL pointing at it; or,
+// without an in-cluster Redis, REDIS_URL from a Secret.
 export function checkRedis(objects) {
   const problems = [];
   const p = (msg) => problems.push(msg);
@@ -361,7 +382,38 @@ export function checkRedis(objects) {
   } else {
     p("StatefulSet/redis: no --maxmemory below its memory limit");
   }
+  if (/^protected-mode\s+no/m.test(conf)) p("redis.conf: protected-mode no");
+  if (directive("requirepass") !== undefined) p("redis.conf: requirepass in a ConfigMap (use the Secret)");
+  // The password: --requirepass $(VAR), VAR an env entry from a Secret.
+  const secretOf = (c, name) => (c.env ?? []).find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+  const pwArg = args[args.indexOf("--requirepass") + 1];
+  const pwVar = args.includes("--requirepass") && /^\$\((\w+)\)$/.exec(pwArg ?? "")?.[1];
+  const redisSecret = pwVar && secretOf(redis, pwVar);
+  if (!redisSecret) p("StatefulSet/redis: no --requirepass $(VAR) with VAR from a Secret");
+  const sameSecret = (a, b) => a && b && a.name === b.name && a.key === b.key;
+  const probeCmd = (redis.readinessProbe?.exec?.command ?? []).join(" ");
+  if (probeCmd.includes("redis-cli") && !/\s-a\s/.test(probeCmd) &&
+      !sameSecret(secretOf(redis, "REDISCLI_AUTH"), redisSecret)) {
+    p("StatefulSet/redis: the redis-cli probe has no password (REDISCLI_AUTH from the Secret)");
+  }
+  // corral's REDIS_URL: an env entry redis://:$(VAR)@... with VAR from the same Secret key.
+  const urlEntry = (container.env ?? []).find((e) => e.name === "REDIS_URL");
+  const urlVar = /^redis:\/\/[^:@/]*:\$\((\w+)\)@/.exec(urlEntry?.value ?? "")?.[1];
+  if (!urlVar || !sameSecret(secretOf(container, urlVar), redisSecret)) {
+    p(`Deployment/corral: REDIS_URL carries no password from Redis's Secret ` +
+      `(want an env entry redis://:$(VAR)@..., VAR from ${redisSecret ? `${redisSecret.name}/${redisSecret.key}` : "the Secret"})`);
+  } else if ((container.env ?? []).findIndex((e) => e.name === urlVar) >
+             (container.env ?? []).indexOf(urlEntry)) {
+    p(`Deployment/corral: ${urlVar} must come before REDIS_URL in env (or $(${urlVar}) is not expanded)`);
+  }
   const redisLabels = sts.spec.template.metadata.labels;
+  const redisPdbs = find(objects, "PodDisruptionBudget").filter((x) => selectorMatches(x.spec.selector, redisLabels));
+  if (redisPdbs.length !== 1) p(`${redisPdbs.length} PodDisruptionBudgets select the Redis pods`);
+  for (const pdb of redisPdbs) {
+    if (pdb.spec.unhealthyPodEvictionPolicy !== "AlwaysAllow") {
+      p(`PDB ${pdb.metadata.name}: unhealthyPodEvictionPolicy is not AlwaysAllow (a broken Redis would block drains)`);
+    }
+  }
   const port = redis.ports.find((x) => x.name === "redis")?.containerPort;
   const policies = find(objects, "NetworkPolicy").filter((np) => selectorMatches(np.spec.podSelector, redisLabels));
   if (!policies.length) p("no NetworkPolicy selects the Redis pods");

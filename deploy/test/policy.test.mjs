@@ -45,6 +45,8 @@ const pod = (objects) => dep(objects).spec.template.spec;
 const ctr = (objects) => pod(objects).containers[0];
 const agentCm = (objects) => objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("corral-agent"));
 const sts = (objects) => objects.find((o) => o.kind === "StatefulSet");
+const redisCm = (objects) => objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("redis-config"));
+const envEntry = (objects, name) => ctr(objects).env.find((e) => e.name === name);
 
 const BREAKS = [
   ["restricted", "root user", (o) => { pod(o).securityContext.runAsUser = 0; }, /runAsUser/],
@@ -80,7 +82,18 @@ const BREAKS = [
   ["redis", "no AOF", (o) => { const cm = o.find((x) => x.kind === "ConfigMap" && x.metadata.name.startsWith("redis-config")); cm.data["redis.conf"] = cm.data["redis.conf"].replace("appendonly yes", "appendonly no"); }, /appendonly/],
   ["redis", "open to all", (o) => { o.find((x) => x.kind === "NetworkPolicy").spec.ingress[0].from = [{ namespaceSelector: {} }]; }, /other than corral/],
   ["redis", "maxmemory at the limit", (o) => { sts(o).spec.template.spec.containers[0].args = ["/etc/redis/redis.conf", "--maxmemory", "2gb"]; }, /maxmemory/],
-  ["redis", "URL to nowhere", (o) => { agentCm(o).data.REDIS_URL = "redis://cache:6379/0"; }, /REDIS_URL/],
+  ["redis", "URL to nowhere", (o) => { envEntry(o, "REDIS_URL").value = "redis://:$(REDIS_PASSWORD)@cache:6379/0"; }, /REDIS_URL .* does not name a Service/],
+  ["redis", "no password", (o) => { const c = sts(o).spec.template.spec.containers[0]; c.args = c.args.slice(0, 3); }, /--requirepass/],
+  ["redis", "protected mode off", (o) => { redisCm(o).data["redis.conf"] += "protected-mode no\n"; }, /protected-mode no/],
+  ["redis", "password in the ConfigMap", (o) => { redisCm(o).data["redis.conf"] += "requirepass hunter2\n"; }, /requirepass in a ConfigMap/],
+  ["redis", "probe without the password", (o) => { const c = sts(o).spec.template.spec.containers[0]; c.env = c.env.filter((e) => e.name !== "REDISCLI_AUTH"); }, /REDISCLI_AUTH/],
+  ["redis", "URL without the password", (o) => { envEntry(o, "REDIS_URL").value = "redis://redis:6379/0"; }, /REDIS_URL carries no password/],
+  ["redis", "password from another Secret", (o) => { envEntry(o, "REDIS_PASSWORD").valueFrom.secretKeyRef.name = "other"; }, /REDIS_URL carries no password/],
+  ["redis", "password defined after the URL", (o) => { ctr(o).env.reverse(); }, /must come before REDIS_URL/],
+  ["redis", "no Redis PDB", (o) => { o.splice(o.findIndex((x) => x.kind === "PodDisruptionBudget" && x.metadata.name === "redis"), 1); }, /0 PodDisruptionBudgets select the Redis pods/],
+  ["availability", "two hostname spread rules", (o) => { pod(o).topologySpreadConstraints.push({ ...pod(o).topologySpreadConstraints[1], whenUnsatisfiable: "ScheduleAnyway" }); }, /2 topology spread rules over kubernetes.io\/hostname/],
+  ["resources", "HPA fires far below the limit", (o) => { ctr(o).resources.requests.cpu = "1"; }, /scales out at 0.700 CPU/],
+  ["resources", "HPA fires above the limit", (o) => { ctr(o).resources.limits.cpu = "2"; }, /scales out at 2.800 CPU/],
   ["references", "missing ConfigMap", (o) => { ctr(o).envFrom[0].configMapRef.name = "nope"; }, /ConfigMap nope/],
 ];
 

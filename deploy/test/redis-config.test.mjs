@@ -1,8 +1,12 @@
 // The rendered redis.conf and the StatefulSet's redis-server arguments load
 // into a real redis-server (Debian's, Redis 7.0; the image runs 7.2) and
-// give the persistence and memory settings the manifests promise.
+// give the persistence, memory and password settings the manifests promise:
+// $(VAR) arguments are expanded as the kubelet does (the password from the
+// Secret), a client without it is refused, and redis-cli with REDISCLI_AUTH
+// (the readiness probe's way) gets in.
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -47,6 +51,7 @@ async function waitFor(fn, ms) {
 }
 
 const redisServer = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].find(existsSync);
+const redisCli = ["/usr/bin/redis-cli", "/usr/local/bin/redis-cli"].find(existsSync);
 
 for (const overlay of OVERLAYS) {
   const objects = render(overlay).objects;
@@ -65,8 +70,14 @@ for (const overlay of OVERLAYS) {
     assert.match(conf, /^dir \/data$/m);
     writeFileSync(join(dir, "redis.conf"), conf.replace(/^dir \/data$/m, `dir ${dir}`));
     const port = await freePort();
+    // The Secret's value, as the kubelet puts it in the env entries.
+    const password = randomBytes(16).toString("hex");
+    const env = Object.fromEntries((c.env ?? []).map((e) =>
+      [e.name, e.valueFrom?.secretKeyRef ? password : e.value]));
     const args = [...(c.command ?? []).slice(1), ...c.args]
-      .map((a) => (a === "/etc/redis/redis.conf" ? join(dir, "redis.conf") : a));
+      .map((a) => (a === "/etc/redis/redis.conf" ? join(dir, "redis.conf") : a))
+      .map((a) => a.replace(/\$\((\w+)\)/g, (_, v) => env[v] ?? `$(${v})`));
+    assert.ok(!args.some((a) => a.includes("$(")), `unexpanded argument in ${args}`);
     // Only where it listens differs from the pod.
     const child = spawn(redisServer, [...args, "--port", String(port), "--bind", "127.0.0.1",
       "--daemonize", "no"], { stdio: ["ignore", "pipe", "pipe"] });
@@ -76,19 +87,27 @@ for (const overlay of OVERLAYS) {
     const exited = new Promise((r) => child.on("exit", (code, sig) => r({ code, sig })));
     t.after(async () => { child.kill("SIGTERM"); await exited; });
     try {
-      assert.equal(await waitFor(() => command(port, "PING"), 5000), "+PONG");
+      // Up, and refusing a client without the password.
+      assert.match(await waitFor(() => command(port, "PING"), 5000), /^-NOAUTH/);
     } catch (e) {
-      throw new Error(`redis-server did not come up: ${e.message}\n${log}`);
+      throw new Error(`redis-server did not come up asking for a password: ${e.message}\n${log}`);
     }
-    const get = (k) => command(port, "CONFIG", "GET", k);
+    // redis-cli with REDISCLI_AUTH from the container's env, as the probe runs.
+    const probe = c.readinessProbe.exec.command;
+    const cli = (...a) => execFileSync(redisCli, [...probe.slice(1).filter((x) => x !== "ping")
+      .map((x) => (x === "6379" ? String(port) : x)), ...a], {
+      encoding: "utf8", env: { ...process.env, REDISCLI_AUTH: env.REDISCLI_AUTH ?? "" },
+    }).trim();
+    assert.equal(cli("ping"), "PONG");
+    const get = async (k) => cli("CONFIG", "GET", k).split("\n")[1];
     assert.equal(await get("appendonly"), "yes");
     assert.equal(await get("appendfsync"), "everysec");
     assert.equal(await get("maxmemory-policy"), "volatile-lru");
     const maxmemory = Number(await get("maxmemory"));
     assert.ok(maxmemory > 0, "maxmemory not set");
-    assert.equal(await command(port, "SET", "corral:probe", "1", "EX", "60"), "+OK");
+    assert.equal(cli("SET", "corral:probe", "1", "EX", "60"), "OK");
     await waitFor(() => { assert.ok(existsSync(join(dir, "appendonlydir"))); return true; }, 3000);
     console.log(`${overlay}: redis-server ${execFileSync(redisServer, ["--version"], { encoding: "utf8" }).split(" ")[2]}` +
-      ` loaded redis.conf + ${c.args.slice(1).join(" ")}: appendonly yes, maxmemory ${maxmemory}, AOF in ${dir}/appendonlydir`);
+      ` loaded redis.conf + ${c.args.slice(1, 3).join(" ")} --requirepass (Secret): NOAUTH without it, PONG with REDISCLI_AUTH; appendonly yes, maxmemory ${maxmemory}, AOF in ${dir}/appendonlydir`);
   });
 }
