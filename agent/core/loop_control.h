@@ -56,8 +56,6 @@ class LoopControl final : public AgentControl, private RolloutObserver {
   bool Ready() const override;
   bool stopping() const override;
   absl::Status CheckWorker(int worker) const override;
-  std::vector<LogRecord> TailLogs(std::optional<int> worker,
-                                  size_t max_lines) const override;
   absl::StatusOr<ScaleResult> Scale(std::optional<int> workers) override;
   absl::StatusOr<DrainResult> Drain() override;
   absl::Status Resume() override;
@@ -68,7 +66,7 @@ class LoopControl final : public AgentControl, private RolloutObserver {
       int worker,
       std::function<void(absl::StatusOr<RestartResult>)> done) override;
   int AddEventObserver(std::function<void(const Event&)> fn) override;
-  int AddLogObserver(std::function<void(const LogRecord&)> fn) override;
+  int AddLogObserver(std::function<void(const LogRecordPtr&)> fn) override;
   void RemoveObserver(int id) override;
 
  private:

@@ -67,9 +67,6 @@ class FakeAgent : public AgentControl, public EventSink {
   bool Ready() const override { return supervisor_.Ready(1); }
   bool stopping() const override { return false; }
   absl::Status CheckWorker(int) const override { return Unused(); }
-  std::vector<LogRecord> TailLogs(std::optional<int>, size_t) const override {
-    return {};
-  }
   absl::StatusOr<ScaleResult> Scale(std::optional<int>) override {
     return Unused();
   }
@@ -90,7 +87,7 @@ class FakeAgent : public AgentControl, public EventSink {
     observers_[next_] = std::move(fn);
     return next_++;
   }
-  int AddLogObserver(std::function<void(const LogRecord&)>) override {
+  int AddLogObserver(std::function<void(const LogRecordPtr&)>) override {
     return next_++;
   }
   void RemoveObserver(int id) override { observers_.erase(id); }
@@ -229,6 +226,7 @@ TEST(Metrics, RendersPrometheusText) {
   s.counters.orphans_reaped = 3;
   s.counters.log_lines_dropped = 4;
   s.counters.notify_rejected = 5;
+  s.counters.log_lines_dropped_by_source = {{-1, 1}, {1, 3}};
   const std::string text = RenderPrometheus(s);
   for (const char* line :
        {"# TYPE corral_worker_state gauge\n",
@@ -243,7 +241,8 @@ TEST(Metrics, RendersPrometheusText) {
         "corral_ready 1\n", "corral_draining 0\n", "corral_restarts_total 9\n",
         "# TYPE corral_orphans_reaped_total counter\n",
         "corral_orphans_reaped_total 3\n", "corral_log_lines_dropped_total 4\n",
-        "corral_notify_rejected_total 5\n"}) {
+        "corral_notify_rejected_total 5\n",
+        "corral_worker_log_lines_dropped_total{worker=\"1\"} 3\n"}) {
     EXPECT_THAT(text, HasSubstr(line));
   }
   EXPECT_EQ(text.back(), '\n');
