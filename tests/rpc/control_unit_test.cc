@@ -1,6 +1,7 @@
 // The control plane's protobuf-free parts on fakes: health state and its
 // publisher (readiness from events, liveness from the loop answering),
-// pending calls, and the Prometheus rendering.
+// pending calls, the streams' shared rings and cap, and the Prometheus
+// rendering.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,6 +18,7 @@
 #include "agent/rpc/health_publisher.h"
 #include "agent/rpc/health_state.h"
 #include "agent/rpc/pending_calls.h"
+#include "agent/rpc/stream_fanout.h"
 #include "tests/rpc/agent_process.h"
 #include "tests/unit/supervisor_fakes.h"
 
@@ -212,6 +214,35 @@ TEST(PendingCalls, EachCallIsFinishedOnce) {
   EXPECT_EQ(calls.Add([&] { ++abandoned; }), 0u);  // closed
   calls.AbandonAll();
   EXPECT_EQ(abandoned, 1);
+}
+
+TEST(StreamFanout, OneCopyOfEachEventWithinItsBudgetAndACapOnStreams) {
+  FakeAgent agent;
+  StreamFanout fanout(
+      &agent, {.event_bytes = 8192, .log_bytes = 8192, .max_streams = 2});
+  const size_t before = agent.observers();
+  fanout.Start();
+  agent.RunPosted();  // subscribes on the loop
+  EXPECT_EQ(agent.observers(), before + 1);
+  const uint64_t first = fanout.events().end_seq();
+  for (int i = 0; i < 100; ++i) {
+    agent.Emit(
+        Event{Level::kInfo, "worker_status", std::string(200, 'x'), {}}.With(
+            "worker", int64_t{0}));
+  }
+  EXPECT_EQ(fanout.events().end_seq(), first + 100);
+  EXPECT_LE(fanout.events().bytes(), 8192u) << "the budget holds";
+  EXPECT_GT(fanout.events().bytes(), 4096u) << "and is used";
+
+  EXPECT_TRUE(fanout.TryAcquire());
+  EXPECT_TRUE(fanout.TryAcquire());
+  EXPECT_FALSE(fanout.TryAcquire()) << "the third stream is one too many";
+  fanout.Release();
+  EXPECT_TRUE(fanout.TryAcquire());
+  fanout.Release();
+  fanout.Release();
+  fanout.Stop();
+  EXPECT_EQ(agent.observers(), before);
 }
 
 TEST(Metrics, RendersPrometheusText) {
