@@ -243,6 +243,9 @@ void Agent::AfterEvent() {
 
 void Agent::Housekeeping() {
   logger_.ReportDropped();
+  for (const RejectionCoalescer::Report& r : rejections_.Flush(clock_.Now())) {
+    LogRejection(r);
+  }
   if (!supervisor_->shutting_down()) {
     rescaler_.Poll(*supervisor_);
     SampleUsage();
@@ -374,12 +377,31 @@ std::optional<pid_t> Agent::AttributeToWorker(pid_t sender) const {
 
 void Agent::Reject(pid_t pid, const std::string& reason) {
   ++counters_.notify_rejected;
-  logger_.Emit(Event{
-      Level::kWarn,
-      "notify_rejected",
-      absl::StrFormat("notify message from pid %d dropped: %s", pid, reason),
-      {}}.With("pid", int64_t{pid})
-                   .With("reason", reason));
+  // A flood of bad datagrams must not become a flood of log lines (issue
+  // 12: one line each kept the loop at 98 % CPU).
+  if (std::optional<RejectionCoalescer::Report> r =
+          rejections_.Reject(clock_.Now(), pid, reason)) {
+    LogRejection(*r);
+  }
+}
+
+void Agent::LogRejection(const RejectionCoalescer::Report& r) {
+  const std::string from = r.pid == RejectionCoalescer::kOtherSenders
+                               ? std::string("other senders")
+                               : absl::StrCat("pid ", r.pid);
+  const std::string msg =
+      r.window == Duration::zero()
+          ? absl::StrFormat("notify message from %s dropped: %s", from,
+                            r.reason)
+          : absl::StrFormat(
+                "%d notify datagram(s) rejected from %s in the "
+                "last %.1fs: %s",
+                r.count, from, ToMillis(r.window) / 1000, r.reason);
+  logger_.Emit(Event{Level::kWarn, "notify_rejected", msg, {}}
+                   .With("pid", r.pid)
+                   .With("reason", r.reason)
+                   .With("count", static_cast<int64_t>(r.count))
+                   .With("window_ms", ToMillis(r.window)));
 }
 
 // --- IPC readiness and usage --------------------------------------------

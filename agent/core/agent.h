@@ -38,6 +38,7 @@
 #include "agent/os/steady_clock.h"
 #include "agent/supervisor/cpu_rescaler.h"
 #include "agent/supervisor/memory_guard.h"
+#include "agent/supervisor/rejection_coalescer.h"
 #include "agent/supervisor/supervisor.h"
 
 namespace corral::agent {
@@ -77,6 +78,7 @@ class Agent {
   void HandleDatagram(const NotifyDatagram& d);
   std::optional<pid_t> AttributeToWorker(pid_t sender) const;
   void Reject(pid_t pid, const std::string& reason);
+  void LogRejection(const RejectionCoalescer::Report& r);
   void OnIpcLine(pid_t pid, std::string_view line);
   void SampleUsage();
   void Housekeeping();
@@ -107,6 +109,7 @@ class Agent {
   std::unique_ptr<LoopControl> control_;
 
   AgentCounters counters_;  // orphans reaped, notify rejected
+  RejectionCoalescer rejections_;
   // Workers reaped lately: their last datagrams may still be queued.
   std::deque<pid_t> recently_exited_;
   int initial_workers_ = 1;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,8 @@ struct AgentCounters {
   uint64_t orphans_reaped = 0;
   uint64_t notify_rejected = 0;
   uint64_t log_lines_dropped = 0;
+  // The same by source: a worker slot, or -1 for the agent's own lines.
+  std::map<int, uint64_t> log_lines_dropped_by_source;
   uint64_t memory_replacements = 0;
 };
 
@@ -118,9 +121,6 @@ class AgentControl {
   virtual absl::Status CheckWorker(int worker) const = 0;
   // One slot's current process in depth (NotFound for a slot that is not).
   virtual absl::StatusOr<WorkerDetails> DescribeWorker(int worker) const = 0;
-  // The last lines of worker output, oldest first (all workers, or `worker`).
-  virtual std::vector<LogRecord> TailLogs(std::optional<int> worker,
-                                          size_t max_lines) const = 0;
 
   // --- loop thread only: commands ------------------------------------------
   // Sets the worker count; nullopt = auto (follow the CPU limit again).
@@ -148,9 +148,10 @@ class AgentControl {
 
   // --- loop thread only: subscriptions ---------------------------------------
   // Observers run for every event / worker line until removed with the
-  // returned id. They must not block.
+  // returned id. They must not block. A worker line is shared and may be
+  // kept.
   virtual int AddEventObserver(std::function<void(const Event&)> fn) = 0;
-  virtual int AddLogObserver(std::function<void(const LogRecord&)> fn) = 0;
+  virtual int AddLogObserver(std::function<void(const LogRecordPtr&)> fn) = 0;
   virtual void RemoveObserver(int id) = 0;
 };
 

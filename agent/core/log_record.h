@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace corral::agent {
@@ -20,6 +21,9 @@ struct LogRecord {
   std::string text;
   bool cont = false;
 };
+
+// Records are shared, immutable, between the loop and the streams.
+using LogRecordPtr = std::shared_ptr<const LogRecord>;
 
 }  // namespace corral::agent
 

@@ -128,7 +128,7 @@ void Logger::Emit(const Event& event) {
                         std::string(EventLevelName(event.level)), " ",
                         event.name, ": ", event.msg, "\n");
   }
-  Write(std::move(line));
+  Write(FairLogQueue::kAgentSource, std::move(line));
   CheckAgainstRegistry(event);
 }
 
@@ -164,11 +164,15 @@ void Logger::WorkerLine(const LineSource& source, std::string_view text,
                         source.pid, " ", source.stream, cont ? "+ " : ": ",
                         absl::string_view(text.data(), text.size()), "\n");
   }
-  Write(std::move(line));
+  Write(source.slot, std::move(line));
 }
 
 void Logger::ReportDropped() {
-  uint64_t n = writer_->TakeDropped();
+  uint64_t n = 0;
+  for (const auto& [source, count] : writer_->TakeDropped()) {
+    dropped_by_source_[source] += count;
+    n += count;
+  }
   if (n == 0) return;
   dropped_total_ += n;
   Emit(Event{
@@ -178,6 +182,8 @@ void Logger::ReportDropped() {
       {}}.With("count", static_cast<int64_t>(n)));
 }
 
-void Logger::Write(std::string line) { writer_->Write(std::move(line)); }
+void Logger::Write(int source, std::string line) {
+  writer_->Write(source, std::move(line));
+}
 
 }  // namespace corral::agent

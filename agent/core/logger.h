@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -37,19 +38,25 @@ class Logger : public EventSink {
   // Reports lines the writer had to drop since the last report.
   void ReportDropped();
   uint64_t dropped_total() const { return dropped_total_; }
+  // Lines dropped so far by source (a worker slot, or
+  // FairLogQueue::kAgentSource for the agent's own).
+  const std::map<int, uint64_t>& dropped_by_source() const {
+    return dropped_by_source_;
+  }
   // Events that did not match the event registry (a bug in the agent).
   uint64_t invalid_events() const { return invalid_events_; }
   // Also sends every event to `observer` (e.g. event streams).
   void AddObserver(std::function<void(const Event&)> observer);
 
  private:
-  void Write(std::string line);
+  void Write(int source, std::string line);
   // Logs one `event_invalid` per event name that fails CheckEvent().
   void CheckAgainstRegistry(const Event& event);
 
   const LogFormat format_;
   LogWriter* const writer_;
   uint64_t dropped_total_ = 0;
+  std::map<int, uint64_t> dropped_by_source_;
   uint64_t invalid_events_ = 0;
   std::set<std::string> reported_invalid_;  // event names
   std::vector<std::function<void(const Event&)>> observers_;

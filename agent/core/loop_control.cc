@@ -68,6 +68,7 @@ AgentStatus LoopControl::Status() const {
   out.sizing = parts_.rescaler->state();
   out.counters = *parts_.counters;
   out.counters.log_lines_dropped = parts_.logger->dropped_total();
+  out.counters.log_lines_dropped_by_source = parts_.logger->dropped_by_source();
   out.counters.memory_replacements = parts_.memory->replacements();
   for (const WorkerView& w : s.Workers()) {
     WorkerStatus ws{w, std::nullopt};
@@ -120,11 +121,6 @@ absl::StatusOr<WorkerDetails> LoopControl::DescribeWorker(int worker) const {
   details.status = *found;
   details.command = status.command;
   return details;
-}
-
-std::vector<LogRecord> LoopControl::TailLogs(std::optional<int> worker,
-                                             size_t max_lines) const {
-  return parts_.output->Tail(worker, max_lines);
 }
 
 absl::StatusOr<pid_t> LoopControl::CurrentProcess(int worker) const {
@@ -241,7 +237,7 @@ int LoopControl::AddEventObserver(std::function<void(const Event&)> fn) {
   return next_observer_++;
 }
 
-int LoopControl::AddLogObserver(std::function<void(const LogRecord&)> fn) {
+int LoopControl::AddLogObserver(std::function<void(const LogRecordPtr&)> fn) {
   parts_.output->AddObserver(next_observer_, std::move(fn));
   return next_observer_++;
 }

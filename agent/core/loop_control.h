@@ -59,8 +59,6 @@ class LoopControl final : public AgentControl, private RolloutObserver {
   bool stopping() const override;
   absl::Status CheckWorker(int worker) const override;
   absl::StatusOr<WorkerDetails> DescribeWorker(int worker) const override;
-  std::vector<LogRecord> TailLogs(std::optional<int> worker,
-                                  size_t max_lines) const override;
   absl::StatusOr<ScaleResult> Scale(std::optional<int> workers) override;
   absl::StatusOr<DrainResult> Drain() override;
   absl::Status Resume() override;
@@ -71,7 +69,7 @@ class LoopControl final : public AgentControl, private RolloutObserver {
       int worker,
       std::function<void(absl::StatusOr<RestartResult>)> done) override;
   int AddEventObserver(std::function<void(const Event&)> fn) override;
-  int AddLogObserver(std::function<void(const LogRecord&)> fn) override;
+  int AddLogObserver(std::function<void(const LogRecordPtr&)> fn) override;
   void RemoveObserver(int id) override;
 
  private:

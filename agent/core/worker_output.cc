@@ -1,6 +1,5 @@
 #include "agent/core/worker_output.h"
 
-#include <algorithm>
 #include <array>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
@@ -121,34 +120,31 @@ void WorkerOutput::DrainSync() {
 void WorkerOutput::OnLine(const LineSource& source, std::string_view text,
                           bool cont) {
   logger_->WorkerLine(source, text, cont);
-  LogRecord rec;
-  rec.seq = ++seq_;
-  rec.ts = TimestampNow();
-  rec.slot = source.slot;
-  rec.generation = source.generation;
-  rec.pid = source.pid;
-  rec.stream = source.stream;
-  rec.text = std::string(text);
-  rec.cont = cont;
-  // A copy: an observer may remove itself (or another) while called.
-  for (auto& [id, fn] : std::map(observers_)) fn(rec);
-  history_.push_back(std::move(rec));
-  if (history_.size() > kLogHistory) history_.pop_front();
-}
-
-std::vector<LogRecord> WorkerOutput::Tail(std::optional<int> slot,
-                                          size_t max_lines) const {
-  std::vector<LogRecord> out;
-  for (auto it = history_.rbegin();
-       it != history_.rend() && out.size() < max_lines; ++it) {
-    if (!slot || it->slot == *slot) out.push_back(*it);
+  ++seq_;
+  if (observers_.empty()) return;
+  auto rec = std::make_shared<LogRecord>();
+  rec->seq = seq_;
+  rec->ts = TimestampNow();
+  rec->slot = source.slot;
+  rec->generation = source.generation;
+  rec->pid = source.pid;
+  rec->stream = source.stream;
+  rec->text = std::string(text);
+  rec->cont = cont;
+  const LogRecordPtr shared = std::move(rec);
+  // A copy of the ids: an observer may remove itself (or another) while
+  // called.
+  std::vector<int> ids;
+  for (const auto& [id, fn] : observers_) ids.push_back(id);
+  for (int id : ids) {
+    if (auto it = observers_.find(id); it != observers_.end()) {
+      it->second(shared);
+    }
   }
-  std::reverse(out.begin(), out.end());
-  return out;
 }
 
 void WorkerOutput::AddObserver(int id,
-                               std::function<void(const LogRecord&)> fn) {
+                               std::function<void(const LogRecordPtr&)> fn) {
   observers_[id] = std::move(fn);
 }
 

@@ -1,7 +1,7 @@
 // What workers write: their stdout and stderr pipes read on the loop, split
-// into lines, logged, kept (the last kLogHistory lines) for `corralctl logs`
-// and passed to observers; and Node's IPC channel, whose "ready" message is
-// a readiness notification.
+// into lines, logged and passed to observers (the control plane keeps the
+// recent ones for `corralctl logs`); and Node's IPC channel, whose "ready"
+// message is a readiness notification.
 //
 // Loop thread only (the pipes are watched by the loop's io_context).
 #ifndef CORRAL_AGENT_CORE_WORKER_OUTPUT_H_
@@ -30,8 +30,6 @@ namespace corral::agent {
 
 // Worker lines longer than this are split into pieces.
 inline constexpr size_t kMaxLine = 16 * 1024;
-// Worker lines kept for `corralctl logs`.
-inline constexpr size_t kLogHistory = 5000;
 
 // Splits a byte stream into lines. Output mode: a line longer than kMaxLine
 // comes out in kMaxLine pieces, each but the last marked `cont`, and so does
@@ -70,10 +68,9 @@ class WorkerOutput {
   // waiting, and closes them.
   void DrainSync();
 
-  // The last lines, oldest first (all workers, or `slot`).
-  std::vector<LogRecord> Tail(std::optional<int> slot, size_t max_lines) const;
   // `fn` runs for every line until RemoveObserver(id); it must not block.
-  void AddObserver(int id, std::function<void(const LogRecord&)> fn);
+  // The record is shared: an observer may keep it.
+  void AddObserver(int id, std::function<void(const LogRecordPtr&)> fn);
   void RemoveObserver(int id);
 
  private:
@@ -89,9 +86,8 @@ class WorkerOutput {
   const IpcLineFn on_ipc_line_;
 
   std::list<std::unique_ptr<Reader>> readers_;
-  std::deque<LogRecord> history_;
   uint64_t seq_ = 0;
-  std::map<int, std::function<void(const LogRecord&)>> observers_;
+  std::map<int, std::function<void(const LogRecordPtr&)>> observers_;
 };
 
 }  // namespace corral::agent

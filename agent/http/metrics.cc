@@ -120,6 +120,14 @@ std::string RenderPrometheus(const MetricsSnapshot& s) {
   Family(&out, "corral_log_lines_dropped_total", "counter",
          "Log lines dropped because the agent's stdout did not keep up.",
          static_cast<double>(s.counters.log_lines_dropped));
+  // By slot: a slow stdout takes lines from the loudest worker first.
+  Header(&out, "corral_worker_log_lines_dropped_total", "counter",
+         "Log lines of the slot dropped because stdout did not keep up.");
+  for (const auto& [source, count] : s.counters.log_lines_dropped_by_source) {
+    if (source < 0) continue;  // the agent's own lines: in the total only
+    absl::StrAppend(&out, "corral_worker_log_lines_dropped_total{worker=\"",
+                    source, "\"} ", count, "\n");
+  }
   Family(&out, "corral_notify_rejected_total", "counter",
          "Notify messages dropped: no credentials, not a worker, malformed.",
          static_cast<double>(s.counters.notify_rejected));

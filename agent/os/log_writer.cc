@@ -8,9 +8,7 @@
 namespace corral::agent {
 
 LogWriter::LogWriter(int fd, size_t max_pending_bytes)
-    : fd_(fd),
-      max_pending_bytes_(max_pending_bytes),
-      thread_([this] { Run(); }) {}
+    : fd_(fd), queue_(max_pending_bytes), thread_([this] { Run(); }) {}
 
 LogWriter::~LogWriter() {
   Flush(std::chrono::seconds(1));
@@ -29,16 +27,10 @@ LogWriter::~LogWriter() {
   }
 }
 
-bool LogWriter::Write(std::string line) {
+bool LogWriter::Write(int source, std::string line) {
   // The writer thread's Await sees the new line when the lock is released.
   absl::MutexLock lock(&mu_);
-  if (pending_bytes_ + line.size() > max_pending_bytes_) {
-    ++dropped_;
-    return false;
-  }
-  pending_bytes_ += line.size();
-  queue_.push_back(std::move(line));
-  return true;
+  return queue_.Push(source, std::move(line));
 }
 
 void LogWriter::Flush(Duration timeout) {
@@ -47,11 +39,9 @@ void LogWriter::Flush(Duration timeout) {
                        absl::FromChrono(timeout));
 }
 
-uint64_t LogWriter::TakeDropped() {
+std::map<int, uint64_t> LogWriter::TakeDropped() {
   absl::MutexLock lock(&mu_);
-  uint64_t n = dropped_;
-  dropped_ = 0;
-  return n;
+  return queue_.TakeDropped();
 }
 
 void LogWriter::Run() {
@@ -61,12 +51,7 @@ void LogWriter::Run() {
     mu_.Await(absl::Condition(this, &LogWriter::HasWorkOrStop));
     if (queue_.empty()) break;  // stopping
     // Take a batch and write it without holding the lock.
-    std::string batch;
-    while (!queue_.empty() && batch.size() < 64 * 1024) {
-      batch += queue_.front();
-      pending_bytes_ -= queue_.front().size();
-      queue_.pop_front();
-    }
+    const std::string batch = queue_.PopBatch(64 * 1024);
     writing_ = true;
     mu_.Unlock();
     size_t off = 0;

@@ -1,17 +1,20 @@
 // Writes finished log lines to an fd (the agent's stdout) from its own
 // thread, so a slow or blocked stdout never stalls the event loop. The queue
-// is bounded in bytes; lines that do not fit are dropped and counted.
+// is bounded in bytes and shared fairly between sources (FairLogQueue): when
+// it is full, the loudest source loses lines first. Drops are counted per
+// source.
 #ifndef CORRAL_AGENT_OS_LOG_WRITER_H_
 #define CORRAL_AGENT_OS_LOG_WRITER_H_
 
 #include <cstdint>
-#include <deque>
+#include <map>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/supervisor/clock.h"
+#include "agent/supervisor/fair_log_queue.h"
 
 namespace corral::agent {
 
@@ -24,13 +27,17 @@ class LogWriter {
   // Flushes for at most a second, then stops the thread.
   ~LogWriter();
 
-  // Queues `line` (which must end in '\n'). Returns false, and counts the
-  // line as dropped, when the queue is full. Any thread.
-  bool Write(std::string line);
+  // Queues `line` (which must end in '\n') from `source` (a worker slot,
+  // or FairLogQueue::kAgentSource). Returns false, and counts the line as
+  // dropped, when it did not get in. Any thread.
+  bool Write(int source, std::string line);
+  bool Write(std::string line) {
+    return Write(FairLogQueue::kAgentSource, std::move(line));
+  }
   // Waits up to `timeout` until everything queued is written.
   void Flush(Duration timeout);
-  // Lines dropped so far; TakeDropped() returns and resets the count.
-  uint64_t TakeDropped();
+  // Lines dropped per source since the last call; resets the counts.
+  std::map<int, uint64_t> TakeDropped();
 
  private:
   void Run();
@@ -43,13 +50,10 @@ class LogWriter {
   }
 
   const int fd_;
-  const size_t max_pending_bytes_;
   absl::Mutex mu_;
-  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
-  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  FairLogQueue queue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a batch is being written
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

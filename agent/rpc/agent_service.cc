@@ -1,5 +1,6 @@
 #include "agent/rpc/agent_service.h"
 
+#include <algorithm>
 #include <csignal>
 #include <set>
 #include <string>
@@ -14,10 +15,12 @@
 namespace corral::agent {
 namespace {
 
-// Messages a stream may hold for a slow client before dropping the oldest.
-constexpr size_t kMaxQueuedEvents = 4096;
-constexpr size_t kMaxQueuedLines = 8192;  // > the agent's 5000-line history
+// Messages a Reload stream may hold for a slow client before dropping the
+// oldest (a rollout sends two per slot).
 constexpr size_t kMaxQueuedProgress = 1024;
+// The most lines StreamLogs sends before following (fewer when the ring's
+// budget holds fewer).
+constexpr int kMaxTail = 5000;
 
 // Turns one Reload's rollout into ReloadProgress messages on its stream;
 // the stream ends with the rollout. Loop thread only.
@@ -64,8 +67,8 @@ class ReloadStream final : public RolloutObserver {
 }  // namespace
 
 AgentService::AgentService(AgentControl* agent, PendingCalls* pending,
-                           TimePoint started)
-    : agent_(agent), pending_(pending), started_(started) {}
+                           StreamFanout* streams, TimePoint started)
+    : agent_(agent), pending_(pending), streams_(streams), started_(started) {}
 
 // --- plumbing ---------------------------------------------------------------
 
@@ -125,6 +128,44 @@ grpc::ServerWriteReactor<Msg>* AgentService::OpenStream(
     // Headers now: a client that waits for them knows it misses nothing
     // from here on.
     outbox->SendHeaders();
+  });
+  return reactor;
+}
+
+template <typename T, typename Msg>
+grpc::ServerWriteReactor<Msg>* AgentService::OpenFollow(
+    std::shared_ptr<FollowStream<T, Msg>> stream,
+    std::function<void(FollowStream<T, Msg>&)> start) {
+  using Reactor = StreamReactor<Msg, FollowStream<T, Msg>>;
+  StreamFanout* streams = streams_;
+  if (!streams->TryAcquire()) {
+    auto* reactor = new Reactor(stream, nullptr);
+    stream->Close(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrFormat("too many streams (%d): the agent serves at most %d "
+                        "WatchEvents and StreamLogs calls at once; close one "
+                        "(e.g. a corralctl logs -f or events) and retry",
+                        streams->limits().max_streams,
+                        streams->limits().max_streams)));
+    return reactor;
+  }
+  const uint64_t id =
+      pending_->Add([stream] { stream->Close(grpc::Status::OK); });
+  PendingCalls* pending = pending_;
+  auto* reactor = new Reactor(stream, [pending, id, streams] {
+    pending->Take(id);
+    streams->Release();
+  });
+  if (id == 0) {
+    stream->Close(AgentStoppedStatus());
+    return reactor;
+  }
+  agent_->Post([stream, start = std::move(start)] {
+    if (stream->done()) return;
+    start(*stream);
+    // Headers now: a client that waits for them knows it misses nothing
+    // from here on.
+    stream->SendHeaders();
   });
   return reactor;
 }
@@ -272,54 +313,58 @@ grpc::ServerWriteReactor<corral::v1::ReloadProgress>* AgentService::Reload(
 grpc::ServerWriteReactor<corral::v1::Event>* AgentService::WatchEvents(
     grpc::CallbackServerContext*,
     const corral::v1::WatchEventsRequest* request) {
+  using corral::v1::Event;
   std::set<std::string> names(request->names().begin(), request->names().end());
-  AgentControl* agent = agent_;
-  return OpenStream<corral::v1::Event>(
-      kMaxQueuedEvents, grpc::Status::OK,
-      [agent, names](std::shared_ptr<StreamOutbox<corral::v1::Event>> out) {
-        return agent->AddEventObserver([out, names](const Event& e) {
-          if (names.empty() || names.count(e.name)) out->Push(EventToProto(e));
-        });
-      });
+  FollowRing<Event>* ring = &streams_->events();
+  auto stream = std::make_shared<FollowStream<Event, Event>>(
+      ring,
+      [names = std::move(names)](const Event& e) {
+        return names.empty() || names.count(e.name()) > 0;
+      },
+      [](const Event& e, Event* out) { *out = e; });
+  return OpenFollow<Event, Event>(std::move(stream),
+                                  [ring](FollowStream<Event, Event>& s) {
+                                    s.Start(ring->end_seq(), std::nullopt);
+                                  });
 }
 
 grpc::ServerWriteReactor<corral::v1::LogLine>* AgentService::StreamLogs(
     grpc::CallbackServerContext*,
     const corral::v1::StreamLogsRequest* request) {
+  using corral::v1::LogLine;
   std::optional<int> slot;
   if (request->has_worker()) slot = request->worker();
   const int tail = request->tail();
   const bool follow = request->follow();
+  auto match = [slot](const LogRecord& r) { return !slot || r.slot == *slot; };
+  FollowRing<LogRecord>* ring = &streams_->logs();
+  auto stream = std::make_shared<FollowStream<LogRecord, LogLine>>(
+      ring, match,
+      [](const LogRecord& r, LogLine* out) { *out = LogToProto(r); });
   AgentControl* agent = agent_;
-  return OpenStream<corral::v1::LogLine>(
-      kMaxQueuedLines, grpc::Status::OK,
-      [agent, slot, tail,
-       follow](std::shared_ptr<StreamOutbox<corral::v1::LogLine>> out) {
+  return OpenFollow<LogRecord, LogLine>(
+      std::move(stream), [agent, ring, slot, tail, follow,
+                          match](FollowStream<LogRecord, LogLine>& s) {
         if (tail < 0) {
-          out->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                  absl::StrFormat("tail is %d: give a number "
-                                                  "of lines, 0 or more",
-                                                  tail)));
-          return 0;
+          return s.Close(grpc::Status(
+              grpc::StatusCode::INVALID_ARGUMENT,
+              absl::StrFormat("tail is %d: give a number of lines, 0 or more",
+                              tail)));
         }
         if (slot) {
-          if (absl::Status s = agent->CheckWorker(*slot); !s.ok()) {
-            out->Close(ToGrpcStatus(s));
-            return 0;
+          if (absl::Status st = agent->CheckWorker(*slot); !st.ok()) {
+            return s.Close(ToGrpcStatus(st));
           }
         }
-        // Tail and subscription in one loop turn: no line lost or doubled.
-        for (const LogRecord& r :
-             agent->TailLogs(slot, static_cast<size_t>(tail))) {
-          out->Push(LogToProto(r));
-        }
-        if (!follow) {
-          out->Close(grpc::Status::OK);
-          return 0;
-        }
-        return agent->AddLogObserver([out, slot](const LogRecord& r) {
-          if (!slot || r.slot == *slot) out->Push(LogToProto(r));
-        });
+        // On the loop, the only thread that appends: the tail and the
+        // lines after it meet with none lost or doubled.
+        const uint64_t end = ring->end_seq();
+        const uint64_t from =
+            tail == 0
+                ? end
+                : ring->TailCursor(
+                      static_cast<size_t>(std::min(tail, kMaxTail)), match);
+        s.Start(from, follow ? std::nullopt : std::optional<uint64_t>(end));
       });
 }
 

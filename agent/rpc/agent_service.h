@@ -2,8 +2,9 @@
 //
 // Handlers run on gRPC's threads and never touch agent state there: each one
 // posts its work to the loop (AgentControl::Post) and the call is finished
-// from the loop's typed answer, from the rollout's callbacks (Reload,
-// RestartWorker) or from loop-thread observers (WatchEvents, StreamLogs).
+// from the loop's typed answer or from the rollout's callbacks (Reload,
+// RestartWorker). WatchEvents and StreamLogs read from StreamFanout's rings
+// (follow_stream.h): the loop only starts them.
 // Agent errors are passed on as they are (ToGrpcStatus). Every waiting
 // call is registered in PendingCalls so it is still finished, UNAVAILABLE,
 // when the agent stops before answering. Thread-safe.
@@ -14,7 +15,9 @@
 #include <memory>
 
 #include "agent/core/control.h"
+#include "agent/rpc/follow_stream.h"
 #include "agent/rpc/pending_calls.h"
+#include "agent/rpc/stream_fanout.h"
 #include "agent/rpc/write_stream.h"
 #include "agent/supervisor/clock.h"
 #include "corral/v1/agent.grpc.pb.h"
@@ -23,9 +26,10 @@ namespace corral::agent {
 
 class AgentService final : public corral::v1::Agent::CallbackService {
  public:
-  // `agent` and `pending` must outlive the gRPC servers this is registered
-  // with. `started` is reported as the agent's start (uptime).
-  AgentService(AgentControl* agent, PendingCalls* pending, TimePoint started);
+  // `agent`, `pending` and `streams` must outlive the gRPC servers this is
+  // registered with. `started` is reported as the agent's start (uptime).
+  AgentService(AgentControl* agent, PendingCalls* pending,
+               StreamFanout* streams, TimePoint started);
   AgentService(const AgentService&) = delete;
   AgentService& operator=(const AgentService&) = delete;
 
@@ -99,9 +103,20 @@ class AgentService final : public corral::v1::Agent::CallbackService {
       size_t max_queued, grpc::Status on_stop,
       std::function<int(std::shared_ptr<StreamOutbox<Msg>>)> subscribe);
 
+  // Opens a stream that reads from one of StreamFanout's rings, or refuses
+  // it (RESOURCE_EXHAUSTED) when the most streams are open. `start` runs on
+  // the loop, checks the request and starts (or closes) the stream; the
+  // response headers go out right after it. When the agent stops, the
+  // stream ends (OK) once it has sent what the ring holds for it.
+  template <typename T, typename Msg>
+  grpc::ServerWriteReactor<Msg>* OpenFollow(
+      std::shared_ptr<FollowStream<T, Msg>> stream,
+      std::function<void(FollowStream<T, Msg>&)> start);
+
   // Constant after construction.
   AgentControl* const agent_;
   PendingCalls* const pending_;
+  StreamFanout* const streams_;
   const TimePoint started_;
 };
 

@@ -29,6 +29,7 @@
 #include "agent/rpc/health_service.h"
 #include "agent/rpc/health_state.h"
 #include "agent/rpc/pending_calls.h"
+#include "agent/rpc/stream_fanout.h"
 
 namespace corral::agent {
 namespace {
@@ -99,7 +100,8 @@ class ControlPlane::Parts {
       : agent_(agent),
         log_(log),
         options_(options),
-        agent_service_(agent, &pending_, agent->clock().Now()),
+        streams_(agent, StreamLimits{}),
+        agent_service_(agent, &pending_, &streams_, agent->clock().Now()),
         health_service_(&health_, &pending_),
         deny_service_(absl::StrFormat(
             "the control socket only answers root and uid %d (the agent's "
@@ -128,6 +130,7 @@ class ControlPlane::Parts {
   std::thread io_thread_;
   PendingCalls pending_;
   HealthState health_;
+  StreamFanout streams_;
   AgentService agent_service_;
   HealthService health_service_;
   DenyAllService deny_service_;
@@ -144,6 +147,7 @@ class ControlPlane::Parts {
 };
 
 absl::Status ControlPlane::Parts::Open() {
+  streams_.Start();
   if (absl::Status s = OpenControlSocket(); !s.ok()) return s;
   if (absl::Status s = StartControlServer(); !s.ok()) return s;
   if (absl::Status s = StartProbeServer(); !s.ok()) return s;
@@ -302,6 +306,8 @@ void ControlPlane::Parts::Stop() {
   control_server_.reset();
   deny_server_.reset();
   probe_server_.reset();
+  // Every stream is over: the servers are gone.
+  streams_.Stop();
   http_.reset();
   socket_.reset();
 }

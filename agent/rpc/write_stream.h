@@ -146,15 +146,15 @@ class StreamOutbox {
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// The gRPC side of a StreamOutbox. Create with `new`; gRPC owns it and it
+// The gRPC side of a StreamOutbox (or of any outbox with the same reactor
+// methods, e.g. FollowStream). Create with `new`; gRPC owns it and it
 // deletes itself when the call is over.
-template <typename Msg>
+template <typename Msg, typename Outbox = StreamOutbox<Msg>>
 class StreamReactor final : public grpc::ServerWriteReactor<Msg> {
  public:
   // `on_done` runs once, on a gRPC thread, when the call is over (finished
   // and every operation completed); use it to drop observers.
-  StreamReactor(std::shared_ptr<StreamOutbox<Msg>> outbox,
-                std::function<void()> on_done)
+  StreamReactor(std::shared_ptr<Outbox> outbox, std::function<void()> on_done)
       : outbox_(std::move(outbox)), on_done_(std::move(on_done)) {
     outbox_->Attach(this);
   }
@@ -171,7 +171,7 @@ class StreamReactor final : public grpc::ServerWriteReactor<Msg> {
   }
 
  private:
-  const std::shared_ptr<StreamOutbox<Msg>> outbox_;
+  const std::shared_ptr<Outbox> outbox_;
   const std::function<void()> on_done_;
 };
 

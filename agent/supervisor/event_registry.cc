@@ -174,10 +174,17 @@ constexpr EventSpec kEvents[] = {
      "and not reported); `msg` names the call and the error"},
     {"notify_rejected",
      kWarn,
-     "a notify datagram was dropped: sender outside the agent's pid "
+     "notify datagrams were dropped: sender outside the agent's pid "
      "namespace, not a worker or its descendant, over 4096 bytes, or "
-     "malformed",
-     {{kPid, kReason}}},
+     "malformed. At most one line per sender per second: the first "
+     "datagram at once, the rest counted and reported when the second is "
+     "over (`reason` is the first one's)",
+     {{{"pid", T::kInt, false,
+        "-1: senders past the 256th in one second, counted together"},
+       kReason,
+       {"count", T::kInt, false, "datagrams this line reports"},
+       {"window_ms", T::kDouble, false,
+        "the time they came in; 0 for the first, reported at once"}}}},
     // --- rolls
     {"reload_refused", kWarn,
      "SIGHUP ignored: a roll is already in progress, the workers are "

@@ -5,11 +5,14 @@ and reported."""
 
 import os
 import socket
+import time
 import unittest
 import urllib.parse
 
+from pylib.agent import AUTO
 from pylib.http_client import http_get, parse_identity
-from pylib.testcase import TestCase
+from pylib.testcase import TestCase, note
+from pylib.waiting import wait_for
 
 
 class Notify(TestCase):
@@ -79,6 +82,37 @@ class Notify(TestCase):
         self.notify_via_worker("STATUS=still here")
         self.agent.wait_event("worker_status", status="still here")
         self.assertEqual(self.agent.ready_workers(), self.ready)
+
+    def test_a_flood_of_rejected_datagrams_is_one_line_per_second(self):
+        # Each rejected datagram used to be a warn line: 100k of them kept the
+        # loop at 98 % CPU. Now: the first at once, then one line per sender
+        # per second that counts the rest; every datagram still in /metrics.
+        agent = self.start_agent(["--workers=1", f"--http-port={AUTO}"])
+        port = agent.port
+        agent.wait_ready(1)
+        sent = 20000
+        started = time.monotonic()
+        # Blocking sends on a unix datagram socket: none is lost on the way.
+        self.send_as_stranger(agent, port, *([b"garbage without an equals sign"] * sent))
+        elapsed = time.monotonic() - started
+
+        def reported():
+            return sum(e.get("count", 0) for e in agent.agent_events("notify_rejected"))
+        wait_for(lambda: reported() == sent, 15, f"{sent} datagrams in notify_rejected counts")
+        lines = agent.agent_events("notify_rejected")
+        note(f"{sent} datagrams in {elapsed:.1f}s: {len(lines)} notify_rejected lines")
+        self.assertLessEqual(len(lines), elapsed + 3, lines[:5])
+        self.assertEqual(lines[0]["count"], 1)
+        self.assertEqual(lines[0]["window_ms"], 0)
+        self.assertIn("sender has no pid in the agent's pid namespace", lines[0]["reason"])
+        for e in lines[1:]:
+            self.assertGreaterEqual(e["window_ms"], 1000, e)
+            self.assertIn(f"{e['count']} notify datagram(s) rejected from pid 0 in the last",
+                          e["msg"])
+        status, metrics = http_get(agent.http_port, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn(f"corral_notify_rejected_total {sent}\n", metrics)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,6 +1,7 @@
 // The control plane's protobuf-free parts on fakes: health state and its
 // publisher (readiness from events, liveness from the loop answering),
-// pending calls, and the Prometheus rendering.
+// pending calls, the streams' shared rings and cap, and the Prometheus
+// rendering.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,6 +18,7 @@
 #include "agent/rpc/health_publisher.h"
 #include "agent/rpc/health_state.h"
 #include "agent/rpc/pending_calls.h"
+#include "agent/rpc/stream_fanout.h"
 #include "tests/rpc/agent_process.h"
 #include "tests/unit/supervisor_fakes.h"
 
@@ -70,9 +72,6 @@ class FakeAgent : public AgentControl, public EventSink {
   absl::StatusOr<WorkerDetails> DescribeWorker(int) const override {
     return Unused();
   }
-  std::vector<LogRecord> TailLogs(std::optional<int>, size_t) const override {
-    return {};
-  }
   absl::StatusOr<ScaleResult> Scale(std::optional<int>) override {
     return Unused();
   }
@@ -93,7 +92,7 @@ class FakeAgent : public AgentControl, public EventSink {
     observers_[next_] = std::move(fn);
     return next_++;
   }
-  int AddLogObserver(std::function<void(const LogRecord&)>) override {
+  int AddLogObserver(std::function<void(const LogRecordPtr&)>) override {
     return next_++;
   }
   void RemoveObserver(int id) override { observers_.erase(id); }
@@ -220,6 +219,35 @@ TEST(PendingCalls, EachCallIsFinishedOnce) {
   EXPECT_EQ(abandoned, 1);
 }
 
+TEST(StreamFanout, OneCopyOfEachEventWithinItsBudgetAndACapOnStreams) {
+  FakeAgent agent;
+  StreamFanout fanout(
+      &agent, {.event_bytes = 8192, .log_bytes = 8192, .max_streams = 2});
+  const size_t before = agent.observers();
+  fanout.Start();
+  agent.RunPosted();  // subscribes on the loop
+  EXPECT_EQ(agent.observers(), before + 1);
+  const uint64_t first = fanout.events().end_seq();
+  for (int i = 0; i < 100; ++i) {
+    agent.Emit(
+        Event{Level::kInfo, "worker_status", std::string(200, 'x'), {}}.With(
+            "worker", int64_t{0}));
+  }
+  EXPECT_EQ(fanout.events().end_seq(), first + 100);
+  EXPECT_LE(fanout.events().bytes(), 8192u) << "the budget holds";
+  EXPECT_GT(fanout.events().bytes(), 4096u) << "and is used";
+
+  EXPECT_TRUE(fanout.TryAcquire());
+  EXPECT_TRUE(fanout.TryAcquire());
+  EXPECT_FALSE(fanout.TryAcquire()) << "the third stream is one too many";
+  fanout.Release();
+  EXPECT_TRUE(fanout.TryAcquire());
+  fanout.Release();
+  fanout.Release();
+  fanout.Stop();
+  EXPECT_EQ(agent.observers(), before);
+}
+
 TEST(Metrics, RendersPrometheusText) {
   MetricsSnapshot s;
   s.workers = {{0, WorkerState::kReady, 2, 1.5, 4096},
@@ -232,6 +260,7 @@ TEST(Metrics, RendersPrometheusText) {
   s.counters.orphans_reaped = 3;
   s.counters.log_lines_dropped = 4;
   s.counters.notify_rejected = 5;
+  s.counters.log_lines_dropped_by_source = {{-1, 1}, {1, 3}};
   const std::string text = RenderPrometheus(s);
   for (const char* line :
        {"# TYPE corral_worker_state gauge\n",
@@ -246,7 +275,8 @@ TEST(Metrics, RendersPrometheusText) {
         "corral_ready 1\n", "corral_draining 0\n", "corral_restarts_total 9\n",
         "# TYPE corral_orphans_reaped_total counter\n",
         "corral_orphans_reaped_total 3\n", "corral_log_lines_dropped_total 4\n",
-        "corral_notify_rejected_total 5\n"}) {
+        "corral_notify_rejected_total 5\n",
+        "corral_worker_log_lines_dropped_total{worker=\"1\"} 3\n"}) {
     EXPECT_THAT(text, HasSubstr(line));
   }
   EXPECT_EQ(text.back(), '\n');
