@@ -103,10 +103,10 @@ std::string Frame(const corral::v1::GetStatusResponse& s, bool color) {
         rss_max > 0 ? static_cast<double>(w.rss_bytes()) / rss_max : 0;
     table.AddRow(
         {absl::StrCat(w.slot()), w.pid() ? absl::StrCat(w.pid()) : "-",
-         Colored(StateName(w.state()), color), Bar(w.cpu_percent() / 100.0, 20),
+         Colored(WorkerStateText(w), color), Bar(w.cpu_percent() / 100.0, 20),
          absl::StrFormat("%5.1f%%", w.cpu_percent()), Bar(mem_fraction, 12),
          FormatBytes(w.rss_bytes()), absl::StrCat(w.restarts()),
-         w.pid() ? Since(w.started_at()) : "-", WorkerNote(w)});
+         w.pid() ? Since(w.started_at()) : "-", WorkerNote(s, w)});
   }
   std::string rows = table.Render();
   return out + rows;
