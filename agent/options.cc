@@ -17,6 +17,7 @@
 #include "agent/supervisor/size_parse.h"
 #include "common/cli_message.h"
 #include "common/duration.h"
+#include "common/signals.h"
 
 namespace corral::agent {
 namespace {
@@ -108,11 +109,13 @@ struct RawFlags {
   std::string stop_timeout;
   std::string drain_delay;
   std::string watchdog;
+  std::string stop_signal;
+  std::string accept_stall;
   std::string restart_backoff;
   std::string log_format;
   std::string cpu_rounding;
   int min_workers = 0;
-  int max_workers = 0;
+  std::string max_workers;
   std::string max_worker_memory;
   std::string control_socket;
   std::string probe_port;
@@ -138,6 +141,47 @@ std::string FormatBound(const WorkerMemoryBound& bound) {
   }
   const std::string size = FormatSize(bound.bytes);
   return absl::StrContains(size, '.') ? absl::StrCat(bound.bytes) : size;
+}
+
+// --max-workers as ParseMaxWorkers reads it back.
+std::string FormatMaxWorkers(int max) {
+  if (max == kMaxWorkersAuto) return "auto";
+  if (max == kMaxWorkersNone) return "none";
+  return absl::StrCat(max);
+}
+
+// "auto", "none" (or 0, its old spelling) or a count.
+absl::StatusOr<int> ParseMaxWorkers(const std::string& text) {
+  if (text == "auto") return kMaxWorkersAuto;
+  if (text == "none") return kMaxWorkersNone;
+  int n = 0;
+  if (!absl::SimpleAtoi(text, &n) || n < 0 || n > kMaxScaleWorkers) {
+    return BadValue("--max-workers", text,
+                    absl::StrCat("auto (a ceiling of ", kScaleCeilingPerCpu,
+                                 " per usable CPU), none, or a count from 1 "
+                                 "to ",
+                                 kMaxScaleWorkers));
+  }
+  return n;
+}
+
+// A signal that ends a process by default: --stop-signal=SIGINT, INT, 2.
+absl::StatusOr<int> ParseStopSignal(const std::string& text) {
+  const int sig = common::ParseSignal(text);
+  if (sig <= 0) {
+    return BadValue("--stop-signal", text,
+                    "a signal name or number, e.g. SIGTERM, INT or 2");
+  }
+  for (int keeps : {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGCHLD,
+                    SIGWINCH, SIGURG}) {
+    if (sig == keeps) {
+      return Invalid("--stop-signal", text,
+                     absl::StrCat(common::SignalName(sig),
+                                  " does not end a process; use SIGTERM, "
+                                  "SIGINT, SIGQUIT, ..."));
+    }
+  }
+  return sig;
 }
 
 // A port flag as ParsePort reads it back: a number, or "auto".
@@ -177,12 +221,14 @@ RawFlags RawDefaults(const Options& d) {
   raw.stop_timeout = FormatDurationFlag(d.stop_timeout);
   raw.drain_delay = FormatDurationFlag(d.drain_delay);
   raw.watchdog = FormatDurationFlag(d.watchdog);
+  raw.stop_signal = common::SignalName(d.stop_signal);
+  raw.accept_stall = FormatDurationFlag(d.accept_stall);
   raw.restart_backoff = absl::StrCat(FormatDurationFlag(d.backoff.min), ",",
                                      FormatDurationFlag(d.backoff.max));
   raw.log_format = d.log_format == LogFormat::kJson ? "json" : "text";
   raw.cpu_rounding = std::string(CpuRoundingName(d.sizing.rounding));
   raw.min_workers = d.sizing.min_workers;
-  raw.max_workers = d.sizing.max_workers;
+  raw.max_workers = FormatMaxWorkers(d.sizing.max_workers);
   raw.max_worker_memory = FormatBound(d.max_worker_memory);
   raw.control_socket = d.control_socket;
   raw.probe_port = FormatPort(d.probe_port);
@@ -278,12 +324,16 @@ absl::StatusOr<Options> Validate(const RawFlags& raw,
       {"--stop-timeout", raw.stop_timeout, &o.stop_timeout},
       {"--drain-delay", raw.drain_delay, &o.drain_delay},
       {"--watchdog", raw.watchdog, &o.watchdog},
+      {"--accept-stall", raw.accept_stall, &o.accept_stall},
   };
   for (const auto& d : durations) {
     absl::StatusOr<Duration> v = ParseDurationFlag(d.flag, d.text);
     if (!v.ok()) return v.status();
     *d.out = *v;
   }
+  absl::StatusOr<int> stop_signal = ParseStopSignal(raw.stop_signal);
+  if (!stop_signal.ok()) return stop_signal.status();
+  o.stop_signal = *stop_signal;
   if (o.ready_timeout <= Duration::zero()) {
     return BadValue("--ready-timeout", raw.ready_timeout, "a duration > 0");
   }
@@ -294,7 +344,9 @@ absl::StatusOr<Options> Validate(const RawFlags& raw,
   if (!rounding.ok()) return rounding.status();
   o.sizing.rounding = *rounding;
   o.sizing.min_workers = raw.min_workers;
-  o.sizing.max_workers = raw.max_workers;
+  absl::StatusOr<int> max_workers = ParseMaxWorkers(raw.max_workers);
+  if (!max_workers.ok()) return max_workers.status();
+  o.sizing.max_workers = *max_workers;
   if (absl::Status s = ValidateSizingPolicy(o.sizing); !s.ok()) return s;
   if (o.workers && o.sizing.max_workers > 0 &&
       *o.workers > o.sizing.max_workers) {
@@ -372,12 +424,19 @@ void AddFlags(CLI::App& app, RawFlags& raw) {
       "notify, ipc or delay:DURATION" + Default(raw.ready));
   add("--ready-timeout", raw.ready_timeout,
       "STARTING longer than this is a failure" + Default(raw.ready_timeout));
+  add("--stop-signal", raw.stop_signal,
+      "graceful stop signal for reload, drain, scale down and shutdown "
+      "(SIGKILL follows after --stop-timeout)" +
+          Default(raw.stop_signal));
   add("--stop-timeout", raw.stop_timeout,
-      "SIGTERM to SIGKILL" + Default(raw.stop_timeout));
+      "stop signal to SIGKILL" + Default(raw.stop_timeout));
   add("--drain-delay", raw.drain_delay,
       "not-ready before SIGTERM on shutdown" + Default(raw.drain_delay));
   add("--watchdog", raw.watchdog,
       "a READY worker silent longer is hung" + Default(raw.watchdog, "off"));
+  add("--accept-stall", raw.accept_stall,
+      "connections waiting this long untaken make a READY worker not ready" +
+          Default(raw.accept_stall, "off"));
   add("--restart-backoff", raw.restart_backoff,
       "MIN,MAX restart delays" + Default(raw.restart_backoff));
   add("--log-format", raw.log_format, "text or json" + Default(raw.log_format));
@@ -386,7 +445,9 @@ void AddFlags(CLI::App& app, RawFlags& raw) {
   add("--min-workers", raw.min_workers,
       "auto never goes below this" + Default(raw.min_workers));
   add("--max-workers", raw.max_workers,
-      "auto and scale never go above this" + Default(raw.max_workers, "none"));
+      "N, auto or none: auto and scale never go above N; auto = a ceiling "
+      "for scale of 4 per usable CPU (at least 8)" +
+          Default(raw.max_workers));
   add("--max-worker-memory", raw.max_worker_memory,
       "SIZE (512Mi, 1G), auto or off" + Default(raw.max_worker_memory) +
           ": replace a worker whose RSS stays above it");

@@ -6,6 +6,7 @@
 #ifndef CORRAL_AGENT_OPTIONS_H_
 #define CORRAL_AGENT_OPTIONS_H_
 
+#include <csignal>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,7 +32,8 @@ struct Options {
   // Worker count; nullopt = auto (the CPUs this process may use).
   std::optional<int> workers;
   // --workers=auto: rounding and clamps (--cpu-rounding, --min-workers,
-  // --max-workers). max_workers also bounds Scale requests.
+  // --max-workers). max_workers also bounds Scale requests (auto: a
+  // ceiling relative to the usable CPUs, DecideScaleCeiling).
   SizingPolicy sizing;
   // --max-worker-memory: replace a worker whose RSS stays above this.
   WorkerMemoryBound max_worker_memory;
@@ -45,12 +47,18 @@ struct Options {
   Duration ready_delay = Duration::zero();
   // STARTING longer than this: killed, counted as a failure.
   Duration ready_timeout = kDefaultReadyTimeout;
-  // SIGTERM to SIGKILL when stopping a worker.
+  // The graceful stop signal (reload, drain, scale down, shutdown); the
+  // forced one after stop_timeout is always SIGKILL.
+  int stop_signal = SIGTERM;
+  // stop_signal to SIGKILL when stopping a worker.
   Duration stop_timeout = kDefaultStopTimeout;
   // Not ready before SIGTERM on drain/shutdown (endpoint propagation).
   Duration drain_delay = kDefaultDrainDelay;
   // READY worker silent longer than this = hung; zero = off.
   Duration watchdog = kDefaultWatchdog;
+  // Connections waiting this long on a socket whose READY worker takes
+  // none: that worker stops counting as ready; zero = off.
+  Duration accept_stall = kDefaultAcceptStall;
   BackoffOptions backoff;
   LogFormat log_format = LogFormat::kText;
 

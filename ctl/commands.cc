@@ -39,10 +39,19 @@ std::string StatusText(const corral::v1::GetStatusResponse& s) {
                 s.pid1() ? " (PID 1)" : "",
                 FormatDuration(TimeUtil::DurationToSeconds(s.uptime())),
                 s.version())});
-  t.AddRow(
-      {"ready", absl::StrFormat("%s: %d of %d workers READY (need %d)",
-                                s.ready() ? "yes" : "no", s.ready_workers(),
-                                s.target_workers(), s.min_ready())});
+  std::string ready = absl::StrFormat(
+      "%s: %d of %d workers READY (need %d)", s.ready() ? "yes" : "no",
+      s.ready_workers(), s.target_workers(), s.min_ready());
+  if (s.state() == corral::v1::AGENT_STATE_DRAINING) {
+    absl::StrAppend(&ready, "; drained: corralctl resume brings them back");
+  }
+  for (const corral::v1::Worker& w : s.workers()) {
+    if (w.not_accepting()) {
+      absl::StrAppend(&ready, "; worker ", w.slot(),
+                      " is READY but not accepting");
+    }
+  }
+  t.AddRow({"ready", ready});
   t.AddRow({"workers",
             absl::StrFormat("%d, %s", s.target_workers(),
                             s.auto_workers()
@@ -148,6 +157,43 @@ int Describe(Connection& c, int worker) {
 }
 
 int Scale(Connection& c, const std::string& count) {
+namespace {
+
+std::string ScaleStepText(const corral::v1::ScaleProgress& p, bool no_wait) {
+  using corral::v1::ScaleProgress;
+  switch (p.phase()) {
+    case ScaleProgress::PLANNED:
+      return absl::StrCat(
+          p.message(),
+          p.plan().auto_workers() ? " (auto: following the CPU limit)" : "",
+          no_wait && p.total() > 0 ? " (not waiting: corralctl ps shows them)"
+                                   : "");
+    case ScaleProgress::WORKER_READY:
+    case ScaleProgress::WORKER_FAILED:
+    case ScaleProgress::WORKER_STOPPED:
+      return absl::StrFormat("  [%d/%d] %s", p.done(), p.total(), p.message());
+    default:
+      return p.message();
+  }
+}
+
+// An agent without ScaleWithProgress: the unary Scale, as before.
+int ScaleOnce(Connection& c, const corral::v1::ScaleRequest& request) {
+  corral::v1::ScaleResponse reply;
+  auto context = c.Context();
+  grpc::Status s = c.agent().Scale(context.get(), request, &reply);
+  if (!s.ok()) return c.Fail("scale", s);
+  return Done(
+      c, reply,
+      absl::StrFormat(
+          "scaled: %d -> %d workers%s", reply.previous_workers(),
+          reply.target_workers(),
+          reply.auto_workers() ? " (auto: following the CPU limit)" : ""));
+}
+
+}  // namespace
+
+int Scale(Connection& c, const std::string& count, bool no_wait) {
   corral::v1::ScaleRequest request;
   int workers = 0;
   if (count == "auto") {
@@ -160,16 +206,40 @@ int Scale(Connection& c, const std::string& count) {
                                     "number of workers, or auto",
                                     count));
   }
-  corral::v1::ScaleResponse reply;
-  auto context = c.Context();
-  grpc::Status s = c.agent().Scale(context.get(), request, &reply);
+  using corral::v1::ScaleProgress;
+  // Waiting lasts as long as new workers take to get READY: no deadline
+  // then (the answer itself comes at once).
+  auto context = c.Context(/*deadline=*/no_wait);
+  auto reader = c.agent().ScaleWithProgress(context.get(), request);
+  ScaleProgress p;
+  ScaleProgress last;
+  bool any = false;
+  while (reader->Read(&p)) {
+    any = true;
+    Print(c.settings().json ? ToJson(p, false)
+                            : ScaleStepText(p, no_wait) + "\n");
+    last = p;
+    if (no_wait && p.phase() == ScaleProgress::PLANNED) {
+      context->TryCancel();
+      break;
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (!any && s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    return ScaleOnce(c, request);
+  }
+  if (no_wait && any) return kOk;
   if (!s.ok()) return c.Fail("scale", s);
-  return Done(
-      c, reply,
-      absl::StrFormat(
-          "scaled: %d -> %d workers%s", reply.previous_workers(),
-          reply.target_workers(),
-          reply.auto_workers() ? " (auto: following the CPU limit)" : ""));
+  if (last.phase() == ScaleProgress::ENDED) {
+    return Complain(kFailed, absl::StrCat("scale: ", last.message()));
+  }
+  if (last.failed() > 0) {
+    return Complain(kFailed,
+                    absl::StrFormat("scale: %d new worker(s) failed to start; "
+                                    "corralctl ps and corralctl logs show why",
+                                    last.failed()));
+  }
+  return kOk;
 }
 
 int Reload(Connection& c) {

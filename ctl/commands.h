@@ -15,7 +15,10 @@ namespace corral::ctl {
 int Status(Connection& c);
 int Ps(Connection& c);
 // `count` is a number or "auto".
-int Scale(Connection& c, const std::string& count);
+// Sets the count and, unless `no_wait`, shows each slot as it becomes READY
+// or stops, returning when every one is done (1 when a new worker failed
+// to start or the scale was taken over).
+int Scale(Connection& c, const std::string& count, bool no_wait);
 int Reload(Connection& c);
 int Drain(Connection& c);
 int Resume(Connection& c);

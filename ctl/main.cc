@@ -39,6 +39,7 @@ struct Arguments {
   bool follow = false;
   bool timestamps = false;
   bool quick = false;
+  bool no_wait = false;
   std::vector<std::string> names;
   std::vector<std::string> services;
   std::string probe;
@@ -90,15 +91,18 @@ void AddAgentCommands(CLI::App& app, Arguments& a, Run* run) {
   Command(app, run, "status", "the agent, its sizing and every worker",
           with(Status));
   Command(app, run, "ps", "the worker table", with(Ps));
-  Command(app, run, "scale",
-          "set the worker count (N), or follow the CPU "
-          "limit again (auto)",
-          [&a] {
-            Connection c(a.settings);
-            return Scale(c, a.count);
-          })
-      ->add_option("COUNT", a.count, "a number of workers, or auto")
+  CLI::App* scale = Command(
+      app, run, "scale",
+      "set the worker count (N), or follow the CPU limit again (auto); shows "
+      "each new worker READY and each old one stopped",
+      [&a] {
+        Connection c(a.settings);
+        return Scale(c, a.count, a.no_wait);
+      });
+  scale->add_option("COUNT", a.count, "a number of workers, or auto")
       ->required();
+  scale->add_flag("--no-wait", a.no_wait,
+                  "return once the agent said what it will do");
   Command(app, run, "reload",
           "rolling reload: replace every worker, one at a time, without "
           "dropping a request; shows each slot as it rolls",

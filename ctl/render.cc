@@ -108,7 +108,15 @@ std::string AgentStateName(corral::v1::AgentState state) {
   }
 }
 
-std::string WorkerNote(const corral::v1::Worker& w) {
+std::string WorkerNote(const corral::v1::GetStatusResponse& status,
+                       const corral::v1::Worker& w) {
+  if (w.not_accepting()) {
+    return "connections wait: does the app accept on fd 3 (LISTEN_FDS)?";
+  }
+  if (w.state() == corral::v1::WORKER_STATE_STOPPED &&
+      status.state() == corral::v1::AGENT_STATE_DRAINING) {
+    return "drained: corralctl resume brings it back";
+  }
   if (w.pid() != 0 && !w.status().empty()) return w.status();
   return w.last_exit().empty() ? "" : "last: " + w.last_exit();
 }
@@ -124,7 +132,7 @@ std::string DescribeText(const corral::v1::DescribeWorkerResponse& d) {
   } table{&rows};
   table.AddRow({"worker", absl::StrFormat("%d (generation %d)", w.slot(),
                                           w.generation())});
-  table.AddRow({"state", StateName(w.state())});
+  table.AddRow({"state", WorkerStateText(w)});
   if (w.pid() != 0) {
     table.AddRow({"pid", absl::StrFormat("%d, started %s ago", w.pid(),
                                          Since(w.started_at()))});
@@ -167,13 +175,18 @@ std::string DescribeText(const corral::v1::DescribeWorkerResponse& d) {
   return out;
 }
 
+std::string WorkerStateText(const corral::v1::Worker& w) {
+  const std::string name = StateName(w.state());
+  return w.not_accepting() ? name + " (not accepting)" : name;
+}
+
 std::string WorkerTable(const corral::v1::GetStatusResponse& status) {
   Table table({"ID", "PID", "STATE", "GEN", "RESTARTS", "UPTIME", "CPU", "MEM",
                "STATUS"});
   for (const corral::v1::Worker& w : status.workers()) {
-    const std::string note = WorkerNote(w);
+    const std::string note = WorkerNote(status, w);
     table.AddRow({absl::StrCat(w.slot()), w.pid() ? absl::StrCat(w.pid()) : "-",
-                  StateName(w.state()), absl::StrCat(w.generation()),
+                  WorkerStateText(w), absl::StrCat(w.generation()),
                   absl::StrCat(w.restarts()),
                   w.pid() ? Since(w.started_at()) : "-",
                   w.pid() ? absl::StrFormat("%.1f%%", w.cpu_percent()) : "-",

@@ -35,8 +35,13 @@ std::string Since(const google::protobuf::Timestamp& t);
 // "READY".
 std::string StateName(corral::v1::WorkerState state);
 std::string AgentStateName(corral::v1::AgentState state);
-// The worker's STATUS= text, else how its last process ended.
-std::string WorkerNote(const corral::v1::Worker& w);
+// What to know about the worker: a READY worker that takes no connection,
+// a slot a drain stopped (and what brings it back), else its STATUS= text,
+// else how its last process ended.
+std::string WorkerNote(const corral::v1::GetStatusResponse& status,
+                       const corral::v1::Worker& w);
+// "READY", or "READY (not accepting)".
+std::string WorkerStateText(const corral::v1::Worker& w);
 // `describe`: one worker in depth.
 std::string DescribeText(const corral::v1::DescribeWorkerResponse& d);
 // The worker table of `ps` and `status`.

@@ -37,6 +37,7 @@ SupervisorConfig MakeConfig(const Options& o, int workers) {
   c.workers = workers;
   if (o.ready == ReadyMode::kDelay) c.ready_delay = o.ready_delay;
   c.ready_timeout = o.ready_timeout;
+  c.stop_signal = o.stop_signal;
   c.stop_timeout = o.stop_timeout;
   c.drain_delay = o.drain_delay;
   c.watchdog = o.watchdog;
@@ -54,6 +55,7 @@ Agent::Agent(Options options, SignalFd signals, LogWriter* writer,
       signal_watch_(io_),
       deadline_timer_(io_),
       housekeeping_timer_(io_),
+      accept_timer_(io_),
       logger_(options_.log_format, writer),
       output_(
           &io_, &logger_,
@@ -123,6 +125,9 @@ absl::Status Agent::Open() {
     supervisor_->SetScaleDrain(
         [this](int slot) { return listeners_->QueueEmpty(slot); },
         options_.stop_timeout);
+  }
+  if (options_.accept_stall > Duration::zero() && listeners_->size() > 0) {
+    accept_watch_.emplace(options_.accept_stall, &logger_);
   }
   LoopControl::Parts parts;
   parts.options = &options_;
@@ -212,6 +217,7 @@ int Agent::Run() {
   WatchNotify();
   Housekeeping();
   supervisor_->Start();
+  SampleAccepts();
   started_ = true;
   AfterEvent();
   if (!supervisor_->done()) io_.run();
@@ -228,6 +234,7 @@ void Agent::AfterEvent() {
   if (started_) {
     listeners_->Update(supervisor_->Workers(), supervisor_->target_workers());
   }
+  if (control_) control_->AfterEvent();
   std::optional<TimePoint> next = supervisor_->NextDeadline();
   if (!next) {
     deadline_timer_.cancel();
@@ -254,6 +261,19 @@ void Agent::Housekeeping() {
   housekeeping_timer_.expires_after(std::chrono::seconds(1));
   housekeeping_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) Housekeeping();
+  });
+}
+
+void Agent::SampleAccepts() {
+  if (!accept_watch_ || supervisor_->done()) return;
+  if (!supervisor_->shutting_down()) {
+    supervisor_->SetNotAccepting(accept_watch_->Observe(
+        clock_.Now(), listeners_->SampleQueues(), supervisor_->Workers()));
+    AfterEvent();  // readiness and steering follow the verdict
+  }
+  accept_timer_.expires_after(AcceptWatch::kSamplePeriod);
+  accept_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) SampleAccepts();
   });
 }
 

@@ -36,6 +36,7 @@
 #include "agent/os/posix_process_control.h"
 #include "agent/os/signals.h"
 #include "agent/os/steady_clock.h"
+#include "agent/supervisor/accept_watch.h"
 #include "agent/supervisor/cpu_rescaler.h"
 #include "agent/supervisor/memory_guard.h"
 #include "agent/supervisor/rejection_coalescer.h"
@@ -82,6 +83,9 @@ class Agent {
   void OnIpcLine(pid_t pid, std::string_view line);
   void SampleUsage();
   void Housekeeping();
+  // Every AcceptWatch::kSamplePeriod: the accept queues to AcceptWatch, its
+  // verdict to the supervisor (readiness) and the steering.
+  void SampleAccepts();
   // After every event: stop when done, else re-arm the deadline timer.
   void AfterEvent();
 
@@ -97,6 +101,7 @@ class Agent {
   std::optional<boost::asio::posix::stream_descriptor> notify_watch_;
   boost::asio::steady_timer deadline_timer_;
   boost::asio::steady_timer housekeeping_timer_;
+  boost::asio::steady_timer accept_timer_;
   Logger logger_;
   WorkerOutput output_;
   CpuRescaler rescaler_;
@@ -105,6 +110,7 @@ class Agent {
   std::string listen_names_;
   std::unique_ptr<PosixProcessControl> processes_;
   std::unique_ptr<Supervisor> supervisor_;
+  std::optional<AcceptWatch> accept_watch_;  // off: --accept-stall=0
 
   std::unique_ptr<LoopControl> control_;
 

@@ -220,6 +220,32 @@ bool Balancer::QueueEmpty(int slot) const {
   return true;
 }
 
+std::vector<ListenerSample> Balancer::SampleQueues() const {
+  std::vector<ListenerSample> out;
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    ListenerSample sample;
+    sample.address = listeners_[i].address;
+    sample.worker_fd = 3 + static_cast<int>(i);
+    auto g = groups_.find(i);
+    if (g == groups_.end()) {
+      if (!listeners_[i].path.empty()) continue;  // unix
+      absl::StatusOr<int> n = AcceptQueueLength(listeners_[i].fd);
+      if (!n.ok()) continue;
+      sample.waiting = *n;
+      out.push_back(sample);
+      continue;
+    }
+    for (const auto& [slot, fd] : g->second.fds) {
+      absl::StatusOr<int> n = AcceptQueueLength(fd);
+      if (!n.ok()) continue;
+      sample.slot = slot;
+      sample.waiting = *n;
+      out.push_back(sample);
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> Balancer::addresses() const {
   std::vector<std::string> out;
   for (const OpenListener& l : listeners_) out.push_back(l.address);

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "agent/os/listen_socket.h"
 #include "agent/os/reuseport_ebpf.h"
+#include "agent/supervisor/accept_watch.h"
 #include "agent/supervisor/event.h"
 #include "agent/supervisor/steering.h"
 #include "agent/supervisor/worker.h"
@@ -52,6 +53,10 @@ class Balancer {
 
   // True when every per-slot socket of `slot` has an empty accept queue.
   bool QueueEmpty(int slot) const;
+  // The accept queue of every tcp socket (shared, and each per-slot
+  // member), for AcceptWatch. Unix sockets are left out: TCP_INFO has no
+  // queue length for them.
+  std::vector<ListenerSample> SampleQueues() const;
 
   std::vector<std::string> addresses() const;
   size_t size() const { return listeners_.size(); }

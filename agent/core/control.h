@@ -26,6 +26,7 @@
 #include "agent/supervisor/event.h"
 #include "agent/supervisor/memory_guard.h"
 #include "agent/supervisor/rollout.h"
+#include "agent/supervisor/scale_progress.h"
 #include "agent/supervisor/sizing.h"
 #include "agent/supervisor/worker.h"
 
@@ -83,7 +84,14 @@ struct ScaleResult {
   int previous_workers = 0;
   int target_workers = 0;
   bool auto_workers = false;
+  // What happens now (ScalePlan): the slots started and the slots stopped.
+  std::vector<int> starting;
+  std::vector<int> stopping;
 };
+
+// A Scale's progress after its answer (scale_progress.h); the last step is
+// kFinished or kEnded.
+using ScaleProgressFn = std::function<void(const ScaleStep&)>;
 
 struct DrainResult {
   Duration drain_delay = Duration::zero();  // until the workers get SIGTERM
@@ -124,8 +132,12 @@ class AgentControl {
 
   // --- loop thread only: commands ------------------------------------------
   // Sets the worker count; nullopt = auto (follow the CPU limit again).
-  // InvalidArgument past --max-workers, FailedPrecondition while draining.
-  virtual absl::StatusOr<ScaleResult> Scale(std::optional<int> workers) = 0;
+  // InvalidArgument past the ceiling (--max-workers), FailedPrecondition
+  // while draining. The answer comes at once; `progress` (may be null)
+  // then gets each slot READY, failed or stopped, after the loop event
+  // that did it, until the last step. On error it is never called.
+  virtual absl::StatusOr<ScaleResult> Scale(std::optional<int> workers,
+                                            ScaleProgressFn progress) = 0;
   // Readiness off now; workers stopped after the drain delay.
   virtual absl::StatusOr<DrainResult> Drain() = 0;
   virtual absl::Status Resume() = 0;

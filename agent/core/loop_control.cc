@@ -135,18 +135,37 @@ absl::StatusOr<pid_t> LoopControl::CurrentProcess(int worker) const {
     }
   }
   if (!found) return NoSuchWorker(worker);
-  if (found->pid == 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "worker %d has no running process (it is %s); try again once it "
-        "restarted",
-        worker, WorkerStateName(found->state)));
-  }
+  if (found->pid == 0) return NoProcess(*found);
   return found->pid;
+}
+
+absl::Status LoopControl::NoProcess(const WorkerView& w) const {
+  switch (w.state) {
+    case WorkerState::kStopped:
+      if (parts_.supervisor->shutting_down()) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "worker %d is stopped: the agent is shutting down", w.slot));
+      }
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "worker %d is stopped: the workers are drained; `corralctl resume` "
+          "brings them back",
+          w.slot));
+    case WorkerState::kFailed:
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "worker %d has no process: the agent gave up on it (%s)", w.slot,
+          w.last_exit));
+    default:
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "worker %d has no running process (it is %s); try again once it "
+          "restarted",
+          w.slot, WorkerStateName(w.state)));
+  }
 }
 
 // --- commands ----------------------------------------------------------------
 
-absl::StatusOr<ScaleResult> LoopControl::Scale(std::optional<int> workers) {
+absl::StatusOr<ScaleResult> LoopControl::Scale(std::optional<int> workers,
+                                               ScaleProgressFn progress) {
   ScaleResult result;
   result.previous_workers = parts_.supervisor->target_workers();
   if (absl::Status s = parts_.rescaler->ScaleTo(*parts_.supervisor, workers);
@@ -155,7 +174,31 @@ absl::StatusOr<ScaleResult> LoopControl::Scale(std::optional<int> workers) {
   }
   result.target_workers = parts_.supervisor->target_workers();
   result.auto_workers = parts_.rescaler->auto_mode();
+  const std::vector<WorkerView> now = parts_.supervisor->Workers();
+  ScalePlan plan =
+      PlanScale(result.previous_workers, result.target_workers, now);
+  result.starting = plan.starting;
+  result.stopping = plan.stopping;
+  if (progress) {
+    scales_.push_back(
+        {ScaleTracker(std::move(plan), now), std::move(progress)});
+  }
   return result;
+}
+
+void LoopControl::AfterEvent() {
+  if (scales_.empty()) return;
+  const Supervisor& s = *parts_.supervisor;
+  const std::vector<WorkerView> workers = s.Workers();
+  // By index: a callback only queues a message, it never scales.
+  for (size_t i = 0; i < scales_.size(); ++i) {
+    for (const ScaleStep& step : scales_[i].tracker.Update(
+             workers, s.target_workers(), !s.draining())) {
+      scales_[i].progress(step);
+    }
+  }
+  std::erase_if(scales_,
+                [](const FollowedScale& f) { return f.tracker.done(); });
 }
 
 absl::StatusOr<DrainResult> LoopControl::Drain() {

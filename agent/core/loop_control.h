@@ -50,6 +50,8 @@ class LoopControl final : public AgentControl, private RolloutObserver {
 
   // Passes an agent event to the event observers.
   void OnEvent(const Event& event);
+  // After every loop event: the progress of the scales being followed.
+  void AfterEvent();
 
   // AgentControl.
   void Post(std::function<void()> fn) override;
@@ -59,7 +61,8 @@ class LoopControl final : public AgentControl, private RolloutObserver {
   bool stopping() const override;
   absl::Status CheckWorker(int worker) const override;
   absl::StatusOr<WorkerDetails> DescribeWorker(int worker) const override;
-  absl::StatusOr<ScaleResult> Scale(std::optional<int> workers) override;
+  absl::StatusOr<ScaleResult> Scale(std::optional<int> workers,
+                                    ScaleProgressFn progress) override;
   absl::StatusOr<DrainResult> Drain() override;
   absl::Status Resume() override;
   void Shutdown(bool quick) override;
@@ -83,12 +86,21 @@ class LoopControl final : public AgentControl, private RolloutObserver {
   // The process `worker` is served by now, to signal it.
   absl::StatusOr<pid_t> CurrentProcess(int worker) const;
   absl::Status NoSuchWorker(int worker) const;
+  // Why a slot without a process cannot be signalled, and what brings it
+  // back.
+  absl::Status NoProcess(const WorkerView& w) const;
 
   // Constant after construction.
   const Parts parts_;
 
   // The observer of the rollout a Reload or RestartWorker started.
   std::shared_ptr<RolloutObserver> rollout_;
+  // The scales followed with a progress callback, oldest first.
+  struct FollowedScale {
+    ScaleTracker tracker;
+    ScaleProgressFn progress;
+  };
+  std::vector<FollowedScale> scales_;
   int next_observer_ = 1;
   std::map<int, std::function<void(const Event&)>> event_observers_;
 };

@@ -6,9 +6,9 @@
 namespace corral::agent {
 namespace {
 
-constexpr WorkerState kStates[] = {WorkerState::kStarting, WorkerState::kReady,
-                                   WorkerState::kStopping,
-                                   WorkerState::kBackoff, WorkerState::kFailed};
+constexpr WorkerState kStates[] = {
+    WorkerState::kStarting, WorkerState::kReady,  WorkerState::kStopping,
+    WorkerState::kBackoff,  WorkerState::kFailed, WorkerState::kStopped};
 
 void Header(std::string* out, const char* name, const char* type,
             const char* help) {

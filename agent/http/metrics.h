@@ -24,7 +24,7 @@ struct WorkerMetrics {
 struct MetricsSnapshot {
   std::vector<WorkerMetrics> workers;  // by slot
   // Processes (and empty slots) by state, every state listed.
-  int by_state[5] = {0, 0, 0, 0, 0};
+  int by_state[6] = {0, 0, 0, 0, 0, 0};  // by WorkerState
   int target_workers = 0;
   bool ready = false;
   bool draining = false;

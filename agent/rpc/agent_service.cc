@@ -64,6 +64,58 @@ class ReloadStream final : public RolloutObserver {
   int done_ = 0;
 };
 
+void FillScaleResponse(const ScaleResult& r, corral::v1::ScaleResponse* out) {
+  out->set_previous_workers(r.previous_workers);
+  out->set_target_workers(r.target_workers);
+  out->set_auto_workers(r.auto_workers);
+  for (int slot : r.starting) out->add_starting(slot);
+  for (int slot : r.stopping) out->add_stopping(slot);
+}
+
+corral::v1::ScaleProgress ScaleStepToProto(const ScaleStep& step) {
+  using corral::v1::ScaleProgress;
+  corral::v1::ScaleProgress p;
+  switch (step.kind) {
+    case ScaleStep::Kind::kReady:
+      p.set_phase(ScaleProgress::WORKER_READY);
+      break;
+    case ScaleStep::Kind::kFailed:
+      p.set_phase(ScaleProgress::WORKER_FAILED);
+      break;
+    case ScaleStep::Kind::kStopped:
+      p.set_phase(ScaleProgress::WORKER_STOPPED);
+      break;
+    case ScaleStep::Kind::kFinished:
+      p.set_phase(ScaleProgress::FINISHED);
+      break;
+    case ScaleStep::Kind::kEnded:
+      p.set_phase(ScaleProgress::ENDED);
+      break;
+  }
+  p.set_worker(step.worker);
+  p.set_pid(step.pid);
+  p.set_done(step.done);
+  p.set_total(step.total);
+  p.set_failed(step.failed);
+  p.set_message(step.message);
+  return p;
+}
+
+// "say how many workers" when the request has neither field, else nullopt
+// with `workers` set (nullopt = auto).
+std::optional<grpc::Status> ReadScaleRequest(
+    const corral::v1::ScaleRequest& request, std::optional<int>* workers) {
+  if (request.target_case() == corral::v1::ScaleRequest::kWorkers) {
+    *workers = request.workers();
+  } else if (!request.auto_workers()) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "say how many workers: set `workers` to a count, or `auto_workers` "
+        "to follow the CPU limit");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 AgentService::AgentService(AgentControl* agent, PendingCalls* pending,
@@ -199,22 +251,15 @@ grpc::ServerUnaryReactor* AgentService::Scale(
     const corral::v1::ScaleRequest* request,
     corral::v1::ScaleResponse* response) {
   std::optional<int> workers;
-  if (request->target_case() == corral::v1::ScaleRequest::kWorkers) {
-    workers = request->workers();
-  } else if (!request->auto_workers()) {
+  if (std::optional<grpc::Status> bad = ReadScaleRequest(*request, &workers)) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        "say how many workers: set `workers` to a count, or `auto_workers` "
-        "to follow the CPU limit"));
+    reactor->Finish(*bad);
     return reactor;
   }
   return Answer(context, [this, workers, response] {
-    absl::StatusOr<ScaleResult> r = agent_->Scale(workers);
+    absl::StatusOr<ScaleResult> r = agent_->Scale(workers, nullptr);
     if (!r.ok()) return ToGrpcStatus(r.status());
-    response->set_previous_workers(r->previous_workers);
-    response->set_target_workers(r->target_workers);
-    response->set_auto_workers(r->auto_workers);
+    FillScaleResponse(*r, response);
     return grpc::Status::OK;
   });
 }
@@ -306,6 +351,47 @@ grpc::ServerWriteReactor<corral::v1::ReloadProgress>* AgentService::Reload(
             !s.ok()) {
           out->Close(ToGrpcStatus(s));
         }
+        return 0;
+      });
+}
+
+grpc::ServerWriteReactor<corral::v1::ScaleProgress>*
+AgentService::ScaleWithProgress(grpc::CallbackServerContext*,
+                                const corral::v1::ScaleRequest* request) {
+  using corral::v1::ScaleProgress;
+  std::optional<int> workers;
+  std::optional<grpc::Status> bad = ReadScaleRequest(*request, &workers);
+  AgentControl* agent = agent_;
+  return OpenStream<ScaleProgress>(
+      kMaxQueuedProgress, AgentStoppedStatus(),
+      [agent, workers, bad](std::shared_ptr<StreamOutbox<ScaleProgress>> out) {
+        if (bad) {
+          out->Close(*bad);
+          return 0;
+        }
+        absl::StatusOr<ScaleResult> r =
+            agent->Scale(workers, [out](const ScaleStep& step) {
+              out->Push(ScaleStepToProto(step));
+              if (step.kind == ScaleStep::Kind::kFinished ||
+                  step.kind == ScaleStep::Kind::kEnded) {
+                out->Close(grpc::Status::OK);
+              }
+            });
+        if (!r.ok()) {
+          out->Close(ToGrpcStatus(r.status()));
+          return 0;
+        }
+        // Progress comes after this loop turn: the plan goes first.
+        ScaleProgress planned;
+        planned.set_phase(ScaleProgress::PLANNED);
+        FillScaleResponse(*r, planned.mutable_plan());
+        planned.set_total(
+            static_cast<int>(r->starting.size() + r->stopping.size()));
+        planned.set_message(absl::StrFormat(
+            "scaling %s", ScalePlan{r->previous_workers, r->target_workers,
+                                    r->starting, r->stopping}
+                              .Describe()));
+        out->Push(std::move(planned));
         return 0;
       });
 }

@@ -41,6 +41,9 @@ class AgentService final : public corral::v1::Agent::CallbackService {
   grpc::ServerUnaryReactor* Scale(grpc::CallbackServerContext* context,
                                   const corral::v1::ScaleRequest* request,
                                   corral::v1::ScaleResponse* response) override;
+  grpc::ServerWriteReactor<corral::v1::ScaleProgress>* ScaleWithProgress(
+      grpc::CallbackServerContext* context,
+      const corral::v1::ScaleRequest* request) override;
   grpc::ServerWriteReactor<corral::v1::ReloadProgress>* Reload(
       grpc::CallbackServerContext* context,
       const corral::v1::ReloadRequest* request) override;

@@ -55,6 +55,7 @@ void FillWorker(const WorkerStatus& ws, TimePoint now,
   out->set_restarts(w.restarts);
   out->set_last_exit(w.last_exit);
   out->set_status(w.status);
+  out->set_not_accepting(w.state == WorkerState::kReady && !w.accepting);
   if (w.pid == 0 || !ws.usage) return;
   out->set_cpu_percent(ws.usage->cpu_percent);
   out->set_cpu_seconds(ws.usage->cpu_seconds);
@@ -126,6 +127,8 @@ corral::v1::WorkerState WorkerStateToProto(WorkerState state) {
       return corral::v1::WORKER_STATE_BACKOFF;
     case WorkerState::kFailed:
       return corral::v1::WORKER_STATE_FAILED;
+    case WorkerState::kStopped:
+      return corral::v1::WORKER_STATE_STOPPED;
   }
   return corral::v1::WORKER_STATE_UNSPECIFIED;
 }

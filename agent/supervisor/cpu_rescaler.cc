@@ -19,6 +19,12 @@ CpuRescaler::CpuRescaler(CgroupReader* reader, const SizingPolicy& policy,
 }
 
 int CpuRescaler::Start(int fallback) {
+  fallback_cpus_ = std::max(fallback, 1);
+  start_workers_ = StartCount(fallback);
+  return start_workers_;
+}
+
+int CpuRescaler::StartCount(int fallback) {
   // The budget is shared among the workers the agent starts with: the
   // fixed count, or the count this very read decides.
   absl::StatusOr<bool> read = Read(fixed_workers_.value_or(0));
@@ -99,19 +105,20 @@ absl::Status CpuRescaler::ScaleTo(Supervisor& supervisor,
     pending_.reset();
     return absl::OkStatus();
   }
-  const int max = policy_.max_workers;
-  if (max > 0 && *workers > max) {
+  const ScaleCeiling ceiling = Ceiling();
+  if (*workers > ceiling.workers) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "cannot scale to %d workers: --max-workers is %d", *workers, max));
-  }
-  if (*workers > kMaxScaleWorkers) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("cannot scale to %d workers: the limit is %d", *workers,
-                        kMaxScaleWorkers));
+        "cannot scale to %d workers: %s", *workers, ceiling.why));
   }
   if (absl::Status s = supervisor.Scale(*workers); !s.ok()) return s;
   state_.auto_mode = false;
   return absl::OkStatus();
+}
+
+ScaleCeiling CpuRescaler::Ceiling() const {
+  const int cpus =
+      state_.decision ? state_.decision->usable_cpus : fallback_cpus_;
+  return DecideScaleCeiling(policy_, cpus, start_workers_);
 }
 
 void CpuRescaler::LogDecision() {

@@ -25,9 +25,6 @@
 
 namespace corral::agent {
 
-// Scale requests past this are refused whatever --max-workers says.
-inline constexpr int kMaxScaleWorkers = 4096;
-
 class CpuRescaler {
  public:
   // `fixed_workers`: --workers=N; nullopt = auto. `reader` and `events` must
@@ -62,15 +59,19 @@ class CpuRescaler {
   void Poll(Supervisor& supervisor);
 
   // The Scale command: a count switches to fixed mode (InvalidArgument past
-  // --max-workers or kMaxScaleWorkers), nullopt back to auto
+  // the scale ceiling, see DecideScaleCeiling), nullopt back to auto
   // (FailedPrecondition when the limits were never read). The supervisor's
   // own refusals are returned as they are.
   absl::Status ScaleTo(Supervisor& supervisor, std::optional<int> workers);
+
+  // The most workers ScaleTo accepts now (it follows the usable CPUs).
+  ScaleCeiling Ceiling() const;
 
   const SizingState& state() const { return state_; }
   bool auto_mode() const { return state_.auto_mode; }
 
  private:
+  int StartCount(int fallback);
   void LogDecision();
 
   // Constant after construction.
@@ -81,6 +82,10 @@ class CpuRescaler {
   EventSink* const events_;
 
   SizingState state_;
+  // Start(): the affinity fallback (usable CPUs when nothing was read) and
+  // the initial worker count.
+  int fallback_cpus_ = 1;
+  int start_workers_ = 1;
   std::optional<int> pending_;  // an auto count seen once, not yet applied
 };
 

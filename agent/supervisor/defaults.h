@@ -20,6 +20,11 @@ inline constexpr Duration kDefaultStopTimeout = std::chrono::seconds(20);
 inline constexpr Duration kDefaultDrainDelay = std::chrono::seconds(5);
 // --watchdog: off.
 inline constexpr Duration kDefaultWatchdog = Duration::zero();
+// --accept-stall: connections waiting this long on a socket whose READY
+// worker takes none turn readiness off. Long enough that a busy worker
+// which accepts in bursts never trips it (any accept resets it), short
+// enough to beat a Kubernetes readiness probe's default 3 x 10 s.
+inline constexpr Duration kDefaultAcceptStall = std::chrono::seconds(5);
 
 }  // namespace corral::agent
 

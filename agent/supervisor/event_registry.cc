@@ -92,8 +92,9 @@ constexpr EventSpec kEvents[] = {
      {{kWorker, kGen, kPid, {"status", T::kString, false, ""}}}},
     {"worker_stopping",
      kInfo,
-     "SIGTERM sent to the worker's group: reload, scale down, drain, shutdown",
-     {{kWorker, kGen, kPid}}},
+     "the stop signal (`--stop-signal`, default SIGTERM) sent to the "
+     "worker's group: reload, scale down, drain, shutdown",
+     {{kWorker, kGen, kPid, kSignal}}},
     {"worker_killed",
      kWarn,
      "once per process: SIGKILL to its group, or for `watchdog` SIGABRT to the "
@@ -160,6 +161,23 @@ constexpr EventSpec kEvents[] = {
        {"ready", T::kBool, false,
         "false: no slot is READY, every slot gets connections and they "
         "wait in its queue"}}}},
+    {"accept_stalled",
+     kWarn,
+     "connections waited `--accept-stall` on a listening socket and its "
+     "READY worker(s) took none (the queue never shrank): the app likely "
+     "does not listen on the inherited fd. Those workers stop counting as "
+     "ready (readiness probes, `corralctl status`) until they accept",
+     {{{"listen", T::kString, false, "the address"},
+       {"workers", T::kString, false, "the READY slots, comma separated"},
+       {"waiting", T::kInt, false, "connections in the accept queue"},
+       {"stalled_ms", T::kDouble, false, "how long none was taken"},
+       {"fd", T::kInt, false, "the fd workers inherit the socket as"}}}},
+    {"accept_resumed",
+     kInfo,
+     "the workers of a stalled socket took connections again: they count as "
+     "ready again",
+     {{{"listen", T::kString, false, "the address"},
+       {"workers", T::kString, false, "comma separated"}}}},
     {"balance_failed", kWarn,
      "a per-slot listening socket could not be opened or the steering "
      "program could not be attached; `msg` names the call and the error"},

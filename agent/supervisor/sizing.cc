@@ -92,6 +92,8 @@ std::vector<std::string> DecisionFacts(const SizingInputs& in,
   facts.push_back(absl::StrCat("min-workers ", policy.min_workers));
   facts.push_back(policy.max_workers > 0
                       ? absl::StrCat("max-workers ", policy.max_workers)
+                  : policy.max_workers == kMaxWorkersAuto
+                      ? std::string("max-workers auto")
                       : std::string("max-workers none"));
   size_t decider = 1;  // kAffinity
   if (rule == SizingRule::kCpuQuota) decider = 0;
@@ -146,10 +148,14 @@ absl::Status ValidateSizingPolicy(const SizingPolicy& policy) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "--min-workers=%d: must be at least 1", policy.min_workers));
   }
-  if (policy.max_workers < 0) {
+  if (policy.max_workers < 0 && policy.max_workers != kMaxWorkersAuto) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--max-workers=%d: must be at least 1, auto or none",
+                        policy.max_workers));
+  }
+  if (policy.max_workers > kMaxScaleWorkers) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "--max-workers=%d: must be at least 1 (or 0 for no maximum)",
-        policy.max_workers));
+        "--max-workers=%d: at most %d", policy.max_workers, kMaxScaleWorkers));
   }
   if (policy.max_workers > 0 && policy.max_workers < policy.min_workers) {
     return absl::InvalidArgumentError(
@@ -209,6 +215,7 @@ WorkerCount DecideWorkers(const SizingInputs& inputs,
       out.rule = SizingRule::kCpuQuota;
     }
   }
+  out.usable_cpus = static_cast<int>(usable);
   int64_t workers = usable;
   if (workers < policy.min_workers) {
     workers = policy.min_workers;
@@ -222,6 +229,32 @@ WorkerCount DecideWorkers(const SizingInputs& inputs,
   out.explanation = ExplainWorkers(
       inputs, DecisionFacts(inputs, policy, out.rule, quota, usable),
       out.workers, notes);
+  return out;
+}
+
+ScaleCeiling DecideScaleCeiling(const SizingPolicy& policy, int usable_cpus,
+                                int start_workers) {
+  ScaleCeiling out;
+  if (policy.max_workers > 0) {
+    out.workers = policy.max_workers;
+    out.why = absl::StrCat("--max-workers is ", policy.max_workers);
+    return out;
+  }
+  if (policy.max_workers == kMaxWorkersNone) {
+    out.why = absl::StrCat("the limit is ", kMaxScaleWorkers);
+    return out;
+  }
+  const int cpus = std::max(usable_cpus, 1);
+  const int64_t per_cpu = int64_t{kScaleCeilingPerCpu} * cpus;
+  int64_t workers = std::max<int64_t>(per_cpu, kScaleCeilingFloor);
+  workers = std::max<int64_t>(workers, policy.min_workers);
+  workers = std::max<int64_t>(workers, start_workers);
+  out.workers = static_cast<int>(std::min<int64_t>(workers, kMaxScaleWorkers));
+  out.why = absl::StrFormat(
+      "the default ceiling is %d (%d per usable CPU x %d CPU%s, at least "
+      "%d); --max-workers=N raises it, --max-workers=none removes it",
+      out.workers, kScaleCeilingPerCpu, cpus, cpus == 1 ? "" : "s",
+      kScaleCeilingFloor);
   return out;
 }
 

@@ -112,11 +112,25 @@ enum class CpuRounding {
   kFloor,  // 1.5 -> 1: never more workers than whole CPUs (automaxprocs)
 };
 
+// --max-workers=auto (the default): auto sizing is not clamped, and Scale is
+// bounded by DecideScaleCeiling. --max-workers=none: neither (only
+// kMaxScaleWorkers).
+inline constexpr int kMaxWorkersAuto = -1;
+inline constexpr int kMaxWorkersNone = 0;
+// Scale requests past this are refused whatever --max-workers says.
+inline constexpr int kMaxScaleWorkers = 4096;
+// The default Scale ceiling: this many workers per usable CPU, and never
+// below kScaleCeilingFloor (see DecideScaleCeiling).
+inline constexpr int kScaleCeilingPerCpu = 4;
+inline constexpr int kScaleCeilingFloor = 8;
+
 // The sizing options for --workers=auto. Validate with ValidateSizingPolicy.
 struct SizingPolicy {
   CpuRounding rounding = CpuRounding::kCeil;  // --cpu-rounding
   int min_workers = 1;                        // --min-workers, >= 1
-  int max_workers = 0;                        // --max-workers, 0 = no maximum
+  // --max-workers: a count (clamps auto, bounds Scale), kMaxWorkersAuto or
+  // kMaxWorkersNone.
+  int max_workers = kMaxWorkersAuto;
 };
 
 // InvalidArgument naming the flag when min/max are out of range or crossed.
@@ -133,6 +147,9 @@ enum class SizingRule {
 
 struct WorkerCount {
   int workers = 1;
+  // The CPUs the agent may use (affinity, cpuset and quota), before the
+  // --min-workers/--max-workers clamp.
+  int usable_cpus = 1;
   SizingRule rule = SizingRule::kAffinity;
   // The tightest usable quota in CPUs (quota / period), if any.
   std::optional<double> cpu_limit;
@@ -147,6 +164,24 @@ struct WorkerCount {
 // then clamped to [min_workers, max_workers].
 WorkerCount DecideWorkers(const SizingInputs& inputs,
                           const SizingPolicy& policy);
+
+// The most workers Scale may ask for, and why, for the refusal message.
+struct ScaleCeiling {
+  int workers = kMaxScaleWorkers;
+  // "--max-workers=6", or "4 per usable CPU x 2 CPUs; --max-workers=N
+  // raises it, --max-workers=none removes it".
+  std::string why;
+};
+
+// --max-workers=N: N. none: kMaxScaleWorkers. auto: kScaleCeilingPerCpu x
+// `usable_cpus`, at least kScaleCeilingFloor, --min-workers and
+// `start_workers` (the count the agent was started with is never refused),
+// at most kMaxScaleWorkers. Why relative to the CPUs: workers beyond a few
+// per CPU only add memory and context switches even for I/O-bound apps
+// (gunicorn suggests 2 x CPUs + 1), while `scale 1000` for `scale 10` would
+// fork a thousand processes on a two-CPU pod.
+ScaleCeiling DecideScaleCeiling(const SizingPolicy& policy, int usable_cpus,
+                                int start_workers);
 
 // The tightest usable CPU quota in `inputs` (quota > 0, period > 0), or null.
 // The deepest cgroup wins a tie.

@@ -160,7 +160,8 @@ SteeringTargets ChooseSteeringTargets(const ReuseportGroupMap& group,
     if (slot >= target_workers) continue;
     live.push_back(slot);
     for (const WorkerView& w : workers) {
-      if (w.slot == slot && w.state == WorkerState::kReady) {
+      // A READY worker that takes no connection (AcceptWatch) gets none.
+      if (w.slot == slot && w.state == WorkerState::kReady && w.accepting) {
         ready.push_back(slot);
         break;
       }

@@ -186,10 +186,13 @@ void Supervisor::Retire(Process& p) {
   p.scale_drain_until.reset();
   p.state = WorkerState::kStopping;
   p.deadline = clock_->Now() + config_.stop_timeout;
-  processes_->SignalGroup(p.pid, SIGTERM);
-  events_->Emit(WorkerEvent(
-      Level::kInfo, "worker_stopping",
-      absl::StrFormat("worker %d (pid %d) sent SIGTERM", p.slot, p.pid), p));
+  processes_->SignalGroup(p.pid, config_.stop_signal);
+  events_->Emit(
+      WorkerEvent(Level::kInfo, "worker_stopping",
+                  absl::StrFormat("worker %d (pid %d) sent %s", p.slot, p.pid,
+                                  SignalName(config_.stop_signal)),
+                  p)
+          .With("signal", SignalName(config_.stop_signal)));
 }
 
 void Supervisor::Abort(Process& p) {
@@ -499,7 +502,8 @@ absl::Status Supervisor::CanRoll() const {
   }
   if (mode_ == Mode::kDraining) {
     return absl::FailedPreconditionError(
-        "workers are drained; resume before reloading");
+        "workers are drained; resume before reloading (`corralctl resume` "
+        "brings them back)");
   }
   if (reload_) {
     return absl::FailedPreconditionError(
@@ -531,8 +535,9 @@ absl::Status Supervisor::Replace(int slot, const std::string& reason) {
   Process* current = Current(slot);
   if (current == nullptr || current->state != WorkerState::kReady) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "worker %d has no READY process to replace (it is %s)", slot,
-        current ? WorkerStateName(current->state) : "restarting"));
+        "worker %d has no READY process to replace (it is %s); try again "
+        "once it is READY",
+        slot, current ? WorkerStateName(current->state) : "restarting"));
   }
   reload_ = ReloadState{};
   reload_->reason = reason;
@@ -589,234 +594,20 @@ void Supervisor::ReloadAbort(const std::string& reason) {
   if (rollout_ != nullptr) rollout_->OnAborted(step);
 }
 
-// --- scale, drain, resume, signals ---------------------------------------
-
-absl::Status Supervisor::Scale(int workers) {
-  if (workers < 1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "cannot scale to %d workers: the minimum is 1 (use drain to stop "
-        "every worker)",
-        workers));
-  }
-  if (mode_ != Mode::kRunning) {
-    return absl::FailedPreconditionError(
-        "cannot scale while draining or shutting down; resume first");
-  }
-  const int old = target_;
-  target_ = workers;
-  events_->Emit(Event{Level::kInfo,
-                      "scaled",
-                      absl::StrFormat("workers %d -> %d", old, workers),
-                      {}}
-                    .With("from", int64_t{old})
-                    .With("to", int64_t{workers}));
-  for (auto& [slot, s] : slots_) {
-    if (slot >= target_) s.restart_at.reset();
-  }
-  // A roll in progress on a slot that goes away stops here (its candidate
-  // is retired by the abort).
-  if (reload_ && reload_->slot() >= target_ && reload_->candidate) {
-    ReloadAbort(absl::StrFormat("worker %d scaled away", reload_->slot()));
-  }
-  for (Process& p : procs_) {
-    if (p.slot >= target_ && !p.retiring) {
-      if (queue_empty_ && p.state == WorkerState::kReady && !p.replacement) {
-        p.scale_drain_until = clock_->Now() + scale_drain_bound_;
-      } else {
-        Retire(p);
-      }
-    }
-  }
-  for (int slot = old; slot < target_; ++slot) {
-    // Scaled back up while still draining: it keeps its slot.
-    if (Process* p = Current(slot); p != nullptr) p->scale_drain_until.reset();
-    if (Current(slot) == nullptr && !slots_[slot].restart_at) {
-      slots_[slot].consecutive_failures = 0;
-      slots_[slot].failed = false;
-      SpawnSlot(slot, false);
-    }
-  }
-  return absl::OkStatus();
-}
-
-int Supervisor::ForwardSignal(int sig) {
-  int count = 0;
-  for (const Process& p : procs_) {
-    if (p.killed) continue;
-    processes_->SignalGroup(p.pid, sig);
-    ++count;
-  }
-  events_->Emit(Event{
-      Level::kInfo,
-      "signal_forwarded",
-      absl::StrFormat("%s sent to %d worker group(s)", SignalName(sig), count),
-      {}}.With("signal", SignalName(sig))
-                    .With("workers", int64_t{count}));
-  return count;
-}
-
-absl::Status Supervisor::Drain() {
-  if (mode_ == Mode::kShuttingDown) {
-    return absl::FailedPreconditionError("the agent is shutting down");
-  }
-  if (mode_ == Mode::kDraining) {
-    return absl::FailedPreconditionError("workers are already draining");
-  }
-  mode_ = Mode::kDraining;
-  if (reload_) ReloadAbort("drain requested");
-  for (auto& [slot, s] : slots_) s.restart_at.reset();
-  phase_ = Phase::kDelay;
-  phase_deadline_ = clock_->Now() + config_.drain_delay;
-  events_->Emit(Event{Level::kInfo,
-                      "drain_started",
-                      absl::StrFormat("not ready; stopping workers in %.0f ms",
-                                      ToMillis(config_.drain_delay)),
-                      {}});
-  if (config_.drain_delay <= Duration::zero()) BeginStopping();
-  MaybeFinish();
-  return absl::OkStatus();
-}
-
-absl::Status Supervisor::Resume() {
-  if (mode_ != Mode::kDraining) {
-    return absl::FailedPreconditionError(mode_ == Mode::kRunning
-                                             ? "workers are not drained"
-                                             : "the agent is shutting down");
-  }
-  mode_ = Mode::kRunning;
-  phase_ = Phase::kNone;
-  events_->Emit(Event{Level::kInfo, "resumed", "starting workers again", {}});
-  for (int slot = 0; slot < target_; ++slot) {
-    if (Current(slot) == nullptr) {
-      slots_[slot].consecutive_failures = 0;
-      slots_[slot].failed = false;
-      SpawnSlot(slot, false);
-    }
-  }
-  return absl::OkStatus();
-}
-
-// --- shutdown -------------------------------------------------------------
-
-void Supervisor::Shutdown(int signal) {
-  if (mode_ == Mode::kShuttingDown) {
-    if (phase_ == Phase::kDone) return;
-    events_->Emit(Event{Level::kWarn,
-                        "shutdown_hurried",
-                        absl::StrFormat("second %s: cutting the drain short",
-                                        SignalName(signal)),
-                        {}});
-    if (phase_ == Phase::kDelay || phase_ == Phase::kNone) {
-      BeginStopping();
-    } else if (phase_ == Phase::kStopping) {
-      BeginKilling();
-    }
-    MaybeFinish();
-    return;
-  }
-  const bool was_drained = mode_ == Mode::kDraining;
-  mode_ = Mode::kShuttingDown;
-  events_->Emit(Event{
-      Level::kInfo,
-      "shutdown_started",
-      absl::StrFormat("%s: draining for %.0f ms, then "
-                      "stopping workers",
-                      SignalName(signal), ToMillis(config_.drain_delay)),
-      {}}.With("signal", SignalName(signal)));
-  if (reload_) ReloadAbort("shutting down");
-  for (auto& [slot, s] : slots_) s.restart_at.reset();
-  if (!was_drained || phase_ == Phase::kNone) {
-    if (procs_.empty()) {
-      BeginStopping();
-    } else if (phase_ == Phase::kNone) {
-      phase_ = Phase::kDelay;
-      phase_deadline_ = clock_->Now() + config_.drain_delay;
-      if (config_.drain_delay <= Duration::zero()) BeginStopping();
-    }
-  }
-  MaybeFinish();
-}
-
-bool Supervisor::SkipDrainDelay() {
-  if (phase_ != Phase::kDelay) return false;
-  events_->Emit(Event{Level::kInfo,
-                      "drain_delay_skipped",
-                      absl::StrFormat("drain delay skipped: workers get "
-                                      "SIGTERM now, SIGKILL after %.0f ms",
-                                      ToMillis(config_.stop_timeout)),
-                      {}});
-  BeginStopping();
-  MaybeFinish();
-  return true;
-}
-
-void Supervisor::BeginStopping() {
-  phase_ = Phase::kStopping;
-  phase_deadline_ = clock_->Now() + config_.stop_timeout;
-  for (Process& p : procs_) {
-    p.replacement = false;
-    Retire(p);
-  }
-  if (mode_ == Mode::kShuttingDown) {
-    processes_->SignalStrays(SIGTERM, WorkerGroups());
-  }
-}
-
-void Supervisor::BeginKilling() {
-  phase_ = Phase::kKilling;
-  phase_deadline_ = clock_->Now() + config_.reap_grace;
-  for (Process& p : procs_) Kill(p, "stop_timeout");
-  if (mode_ == Mode::kShuttingDown) {
-    const int strays = processes_->SignalStrays(SIGKILL, {});
-    if (strays > 0) {
-      anything_killed_ = true;
-      events_->Emit(Event{
-          Level::kWarn,
-          "strays_killed",
-          absl::StrFormat("%d other descendant(s) killed", strays),
-          {}}.With("count", int64_t{strays}));
-    }
-  }
-}
-
-void Supervisor::MaybeFinish() {
-  if (!procs_.empty() || phase_ == Phase::kDone) return;
-  if (mode_ == Mode::kDraining &&
-      (phase_ == Phase::kStopping || phase_ == Phase::kKilling)) {
-    phase_ = Phase::kNone;
-    events_->Emit(Event{Level::kInfo,
-                        "drain_finished",
-                        "every worker stopped; the agent stays up",
-                        {}});
-    return;
-  }
-  if (mode_ != Mode::kShuttingDown) return;
-  if (phase_ == Phase::kDelay || phase_ == Phase::kNone) {
-    BeginStopping();
-  }
-  if (processes_->HasChildren()) return;  // adopted processes still live
-  Finish();
-}
-
-void Supervisor::Finish() {
-  phase_ = Phase::kDone;
-  if (anything_killed_) exit_code_ = 1;
-  events_->Emit(Event{Level::kInfo,
-                      "shutdown_finished",
-                      absl::StrFormat("exiting with status %d", exit_code_),
-                      {}}
-                    .With("exit_code", int64_t{exit_code_})
-                    .With("killed", anything_killed_));
-}
-
 // --- queries --------------------------------------------------------------
 
 int Supervisor::ReadyCount() const {
   int n = 0;
   for (const Process& p : procs_) {
-    if (p.state == WorkerState::kReady && !p.retiring) ++n;
+    if (p.state == WorkerState::kReady && !p.retiring && !p.not_accepting) ++n;
   }
   return n;
+}
+
+void Supervisor::SetNotAccepting(const std::vector<pid_t>& pids) {
+  for (Process& p : procs_) {
+    p.not_accepting = std::find(pids.begin(), pids.end(), p.pid) != pids.end();
+  }
 }
 
 bool Supervisor::Ready(int min_ready) const {
@@ -834,6 +625,7 @@ std::vector<WorkerView> Supervisor::Workers() const {
     v.started_at = p.spawned_at;
     v.ready_at = p.ready_at;
     v.status = p.status;
+    v.accepting = !p.not_accepting;
     if (auto it = slots_.find(p.slot); it != slots_.end()) {
       v.restarts = it->second.restarts;
       v.last_exit = it->second.last_exit;
@@ -849,7 +641,11 @@ std::vector<WorkerView> Supervisor::Workers() const {
     WorkerView v;
     v.slot = slot;
     v.generation = s.generation;
-    v.state = s.failed ? WorkerState::kFailed : WorkerState::kBackoff;
+    // No process: the agent gave up on it, a drain or shutdown stopped it
+    // (only Resume starts it again), or a restart is scheduled.
+    v.state = s.failed                  ? WorkerState::kFailed
+              : mode_ != Mode::kRunning ? WorkerState::kStopped
+                                        : WorkerState::kBackoff;
     v.restarts = s.restarts;
     v.last_exit = s.last_exit;
     out.push_back(v);

@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <csignal>
 #include <functional>
 #include <map>
 #include <optional>
@@ -36,7 +37,10 @@ struct SupervisorConfig {
   std::optional<Duration> ready_delay;
   // A worker not READY this long after spawn is killed (a failure).
   Duration ready_timeout = kDefaultReadyTimeout;
-  // SIGTERM to SIGKILL for a worker being stopped.
+  // The graceful stop (reload, drain, scale down, shutdown): --stop-signal.
+  // The forced stop after stop_timeout is always SIGKILL.
+  int stop_signal = SIGTERM;
+  // stop_signal to SIGKILL for a worker being stopped.
   Duration stop_timeout = kDefaultStopTimeout;
   // Not-ready before the first SIGTERM on drain and shutdown.
   Duration drain_delay = kDefaultDrainDelay;
@@ -117,12 +121,17 @@ class Supervisor {
   // Leaves the drained state: slots are started again.
   absl::Status Resume();
 
+  // READY workers that take no connection while connections wait for them
+  // (AcceptWatch decides): they stop counting as ready, and Workers() shows
+  // them with `accepting` false, until the next call leaves them out.
+  void SetNotAccepting(const std::vector<pid_t>& pids);
+
   // --- queries -----------------------------------------------------------
   bool IsWorker(pid_t pid) const;
   // Process groups of every live worker process.
   std::vector<pid_t> WorkerGroups() const;
   // Ready to serve: running (not draining/stopping) and at least
-  // `min_ready` workers READY.
+  // `min_ready` workers READY (and accepting, see SetNotAccepting).
   bool Ready(int min_ready = 1) const;
   int ReadyCount() const;
   int target_workers() const { return target_; }
@@ -155,7 +164,8 @@ class Supervisor {
     bool aborted = false;        // watchdog sent SIGABRT
     // Scaled away, waiting for its accept queue to empty before SIGTERM.
     std::optional<TimePoint> scale_drain_until;
-    bool killed = false;  // we sent SIGKILL
+    bool killed = false;         // we sent SIGKILL
+    bool not_accepting = false;  // READY, but its connections wait
     std::string kill_reason;
     std::string status;
   };

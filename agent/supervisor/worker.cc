@@ -17,6 +17,8 @@ const char* WorkerStateName(WorkerState state) {
       return "BACKOFF";
     case WorkerState::kFailed:
       return "FAILED";
+    case WorkerState::kStopped:
+      return "STOPPED";
   }
   return "UNKNOWN";
 }

@@ -13,8 +13,16 @@
 namespace corral::agent {
 
 // STARTING -> READY -> STOPPING -> (exited); a slot with no process is in
-// BACKOFF (a restart is scheduled) or FAILED (the agent gave up on it).
-enum class WorkerState { kStarting, kReady, kStopping, kBackoff, kFailed };
+// BACKOFF (a restart is scheduled), FAILED (the agent gave up on it) or
+// STOPPED (drained or shutting down: nothing restarts it but Resume).
+enum class WorkerState {
+  kStarting,
+  kReady,
+  kStopping,
+  kBackoff,
+  kFailed,
+  kStopped
+};
 
 const char* WorkerStateName(WorkerState state);
 
@@ -36,13 +44,16 @@ struct ExitStatus {
 struct WorkerView {
   int slot = 0;
   int generation = 0;
-  pid_t pid = 0;  // 0 when no process runs (BACKOFF, FAILED)
+  pid_t pid = 0;  // 0 when no process runs (BACKOFF, FAILED, STOPPED)
   WorkerState state = WorkerState::kStarting;
   std::optional<TimePoint> started_at;
   std::optional<TimePoint> ready_at;
   int restarts = 0;
   std::string last_exit;  // "" until a process of this slot has ended
   std::string status;     // the worker's last STATUS= text
+  // False for a READY worker whose connections wait untaken (AcceptWatch):
+  // it does not count as ready.
+  bool accepting = true;
 };
 
 }  // namespace corral::agent

@@ -115,7 +115,8 @@ TEST_F(AgentRpcTest, ScaleRejectsBadCounts) {
   }
   grpc::Status s = Scale(100000);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("4096"));
+  EXPECT_THAT(s.error_message(), HasSubstr("the default ceiling is"));
+  EXPECT_THAT(s.error_message(), HasSubstr("--max-workers=N raises it"));
   // Neither a count nor auto.
   corral::v1::ScaleRequest empty;
   corral::v1::ScaleResponse response;
@@ -123,6 +124,35 @@ TEST_F(AgentRpcTest, ScaleRejectsBadCounts) {
   s = agent_->agent().Scale(context.get(), empty, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(agent_->Status().target_workers(), 2);
+}
+
+TEST_F(AgentRpcTest, ScaleWithProgressStreamsThePlanThenEachSlot) {
+  corral::v1::ScaleRequest request;
+  request.set_workers(3);
+  auto context = AgentProcess::Context();  // 10 s: the worker READY in ms
+  auto reader = agent_->agent().ScaleWithProgress(context.get(), request);
+  std::vector<corral::v1::ScaleProgress> got;
+  corral::v1::ScaleProgress p;
+  while (reader->Read(&p)) got.push_back(p);
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].phase(), corral::v1::ScaleProgress::PLANNED);
+  EXPECT_EQ(got[0].plan().previous_workers(), 2);
+  EXPECT_EQ(got[0].plan().target_workers(), 3);
+  ASSERT_EQ(got[0].plan().starting_size(), 1);
+  EXPECT_EQ(got[0].plan().starting(0), 2);
+  EXPECT_EQ(got[1].phase(), corral::v1::ScaleProgress::WORKER_READY);
+  EXPECT_EQ(got[1].worker(), 2);
+  EXPECT_GT(got[1].pid(), 0);
+  EXPECT_EQ(got[2].phase(), corral::v1::ScaleProgress::FINISHED);
+  EXPECT_EQ(got[2].done(), 1);
+  // A refusal ends the stream before any message.
+  request.set_workers(0);
+  auto refused_context = AgentProcess::Context();
+  auto refused =
+      agent_->agent().ScaleWithProgress(refused_context.get(), request);
+  EXPECT_FALSE(refused->Read(&p));
+  EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST(AgentRpcMaxWorkers, ScaleOverMaxWorkersIsInvalid) {

@@ -72,7 +72,8 @@ class FakeAgent : public AgentControl, public EventSink {
   absl::StatusOr<WorkerDetails> DescribeWorker(int) const override {
     return Unused();
   }
-  absl::StatusOr<ScaleResult> Scale(std::optional<int>) override {
+  absl::StatusOr<ScaleResult> Scale(std::optional<int>,
+                                    ScaleProgressFn) override {
     return Unused();
   }
   absl::StatusOr<DrainResult> Drain() override { return Unused(); }
@@ -271,7 +272,8 @@ TEST(Metrics, RendersPrometheusText) {
         "corral_worker_cpu_seconds_total{worker=\"0\"} 1.5\n",
         "corral_worker_resident_memory_bytes{worker=\"0\"} 4096\n",
         "corral_workers{state=\"READY\"} 1\n",
-        "corral_workers{state=\"STOPPING\"} 0\n", "corral_workers_target 2\n",
+        "corral_workers{state=\"STOPPING\"} 0\n",
+        "corral_workers{state=\"STOPPED\"} 0\n", "corral_workers_target 2\n",
         "corral_ready 1\n", "corral_draining 0\n", "corral_restarts_total 9\n",
         "# TYPE corral_orphans_reaped_total counter\n",
         "corral_orphans_reaped_total 3\n", "corral_log_lines_dropped_total 4\n",

@@ -223,15 +223,59 @@ class WithAgentTest(TestCase):
         self.assertIn("READY", lines[1])
 
     def test_scale(self):
-        reply = self.json("scale", "3")
-        self.assertEqual(reply, {"previous_workers": 2, "target_workers": 3,
-                                 "auto_workers": False})
+        # It answers with the plan, then each new worker READY, then the end.
+        lines = self.json_lines("scale", "3")
+        self.assertEqual([p["phase"] for p in lines],
+                         ["PLANNED", "WORKER_READY", "FINISHED"])
+        self.assertEqual(lines[0]["plan"], {
+            "previous_workers": 2, "target_workers": 3, "auto_workers": False,
+            "starting": [2], "stopping": []})
+        self.assertEqual(lines[1]["worker"], 2)
+        self.assertEqual((lines[2]["done"], lines[2]["total"]), (1, 1))
         self.agent.wait_status_ready(3)
-        self.assertIn("scaled: 3 -> 1 workers", self.ok("scale", "1"))
+        out = self.ok("scale", "1")
+        self.assertIn("scaling 3 -> 1 workers: stopping 1,2", out)
+        self.assertIn("worker 1 stopped (pid", out)
+        self.assertIn("worker 2 stopped (pid", out)
+        self.assertIn("scale finished: 3 -> 1 workers, 0 started, 2 stopped", out)
         self.assertIn("auto", self.ok("scale", "auto"))
         code, out, err = self.ctl("scale", "-1")
         self.assertEqual(code, 2)
         self.assertIn("minimum is 1", err)
+
+    def test_scale_ceiling_and_no_wait(self):
+        if 4 * len(os.sched_getaffinity(0)) >= 1000:
+            self.skipTest("this host has 250 CPUs or more: 1000 is allowed")
+        code, out, err = self.ctl("scale", "1000")
+        self.assertEqual(code, 2, err)
+        self.assertIn("cannot scale to 1000 workers: the default ceiling is", err)
+        self.assertIn("per usable CPU", err)
+        self.assertIn("--max-workers=N raises it", err)
+        self.assertEqual(len(self.json("ps")), 2)  # nothing happened
+        # --no-wait: the plan, and back at once.
+        out = self.ok("scale", "4", "--no-wait")
+        self.assertIn("scaling 2 -> 4 workers: starting 2,3 (not waiting", out)
+        self.assertEqual(len(out.splitlines()), 1, out)
+        self.agent.wait_status_ready(4)
+
+    def test_drained_workers_are_stopped_and_resume_brings_them_back(self):
+        self.ok("drain")
+        wait_for(lambda: {w["state"] for w in self.json("ps")} == {"WORKER_STATE_STOPPED"},
+                 what="every worker STOPPED")
+        text = self.ok("status")
+        self.assertIn("STOPPED", text)
+        self.assertNotIn("BACKOFF", text)
+        self.assertIn("drained: corralctl resume brings", text)
+        code, out, err = self.ctl("signal", "0", "USR1")
+        self.assertEqual(code, 1)
+        self.assertIn("worker 0 is stopped: the workers are drained; "
+                      "`corralctl resume` brings them back", err)
+        self.assertNotIn("try again once it restarted", err)
+        code, out, err = self.ctl("restart", "0")
+        self.assertEqual(code, 1)
+        self.assertIn("`corralctl resume` brings them back", err)
+        self.ok("resume")
+        self.agent.wait_status_ready(2)
 
     def test_reload_shows_progress(self):
         out = self.ok("reload")

@@ -179,6 +179,33 @@ TEST_F(CpuRescalerTest, FixedCountDoesNotFollowTheLimitUntilScaledToAuto) {
   EXPECT_EQ(sup_->target_workers(), 4);
 }
 
+TEST_F(CpuRescalerTest, DefaultCeilingIsRelativeToTheUsableCpus) {
+  reader_.SetCpus(4, 2);  // 2 usable CPUs
+  Start();
+  EXPECT_EQ(rescaler_->Ceiling().workers, 8);
+  absl::Status s = rescaler_->ScaleTo(*sup_, 1000);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Message(s),
+            "cannot scale to 1000 workers: the default ceiling is 8 (4 per "
+            "usable CPU x 2 CPUs, at least 8); --max-workers=N raises it, "
+            "--max-workers=none removes it");
+  EXPECT_EQ(sup_->target_workers(), 2);  // nothing happened
+  EXPECT_TRUE(rescaler_->ScaleTo(*sup_, 8).ok());
+  // A resize to 3 CPUs raises it once read.
+  reader_.SetCpus(4, 3);
+  Poll();
+  EXPECT_EQ(rescaler_->Ceiling().workers, 12);
+  EXPECT_TRUE(rescaler_->ScaleTo(*sup_, 12).ok());
+}
+
+TEST_F(CpuRescalerTest, CeilingNeverRefusesTheStartCount) {
+  reader_.SetCpus(2, 0);
+  Start(20);
+  EXPECT_EQ(rescaler_->Ceiling().workers, 20);
+  EXPECT_TRUE(rescaler_->ScaleTo(*sup_, 20).ok());
+  EXPECT_FALSE(rescaler_->ScaleTo(*sup_, 21).ok());
+}
+
 TEST_F(CpuRescalerTest, ScaleToNamesTheLimitItRefuses) {
   reader_.SetCpus(4, 2);
   SizingPolicy policy;
@@ -187,10 +214,12 @@ TEST_F(CpuRescalerTest, ScaleToNamesTheLimitItRefuses) {
   absl::Status s = rescaler_->ScaleTo(*sup_, 7);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Message(s), "cannot scale to 7 workers: --max-workers is 6");
-  Start();
+  policy.max_workers = kMaxWorkersNone;
+  Start(std::nullopt, policy);
   s = rescaler_->ScaleTo(*sup_, 5000);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Message(s), HasSubstr("the limit is 4096"));
+  Start();
   // The supervisor's own refusal comes back as it is, mode unchanged.
   ASSERT_TRUE(sup_->Drain().ok());
   s = rescaler_->ScaleTo(*sup_, 3);

@@ -234,12 +234,12 @@ TEST_F(LoopControlTest, ARefusedRolloutKeepsTheRunningOnesObserver) {
 }
 
 TEST_F(LoopControlTest, ScaleDrainAndShutdownReturnWhatTheyDid) {
-  absl::StatusOr<ScaleResult> up = control_->Scale(3);
+  absl::StatusOr<ScaleResult> up = control_->Scale(3, nullptr);
   ASSERT_TRUE(up.ok());
   EXPECT_EQ(up->previous_workers, 2);
   EXPECT_EQ(up->target_workers, 3);
   EXPECT_FALSE(up->auto_workers);
-  absl::StatusOr<ScaleResult> back = control_->Scale(std::nullopt);
+  absl::StatusOr<ScaleResult> back = control_->Scale(std::nullopt, nullptr);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->previous_workers, 3);
   EXPECT_EQ(back->target_workers, 2);  // the CPU limit's count

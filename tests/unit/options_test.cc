@@ -110,6 +110,11 @@ TEST(OptionsTest, BadInputExitsTwoNamingTheFlagAndValue) {
       {{"--listen=http://x:1", "--", "x"}, "--listen value 'http://x:1'"},
       {{"--listen=tcp://x:99999", "--", "x"}, "PORT"},
       {{"--bogus", "--", "x"}, "unknown flag '--bogus'"},
+      {{"--stop-signal=FOO", "--", "x"}, "invalid --stop-signal value 'FOO'"},
+      {{"--stop-signal=STOP", "--", "x"}, "SIGSTOP does not end a process"},
+      {{"--max-workers=-3", "--", "x"}, "invalid --max-workers value '-3'"},
+      {{"--max-workers=lots", "--", "x"}, "auto (a ceiling of 4 per usable"},
+      {{"--accept-stall=5", "--", "x"}, "--accept-stall value '5'"},
       {{"--workers=2"}, "missing COMMAND"},
       {{}, "missing COMMAND"},
   };
@@ -168,7 +173,9 @@ TEST(OptionsHelpTest, ShowsTheDefaultsOfOptionsStruct) {
       {"--cpu-rounding", "(default ceil)"},
       {"--min-workers",
        "(default " + std::to_string(d.sizing.min_workers) + ")"},
-      {"--max-workers", "(default 0 = none)"},
+      {"--max-workers", "(default auto)"},
+      {"--stop-signal", "(default SIGTERM)"},
+      {"--accept-stall", "(default 5s)"},
       {"--max-worker-memory", "(default off)"},
       {"--control-socket", "(default " + d.control_socket + ")"},
       {"--probe-port", "(default 0 = off)"},
@@ -220,6 +227,36 @@ TEST(OptionsHelpTest, FollowsTheStructNotACopy) {
 }
 
 // The flags start from Options{}: no flags at all parse back to it.
+TEST(OptionsTest, StopSignalMaxWorkersAndAcceptStall) {
+  struct {
+    const char* flag;
+    int signal;
+  } signals[] = {{"--stop-signal=SIGINT", SIGINT},
+                 {"--stop-signal=INT", SIGINT},
+                 {"--stop-signal=2", SIGINT},
+                 {"--stop-signal=quit", SIGQUIT}};
+  for (const auto& c : signals) {
+    ParsedCommandLine p = Parse({c.flag, "--", "app"});
+    ASSERT_TRUE(p.options) << p.message;
+    EXPECT_EQ(p.options->stop_signal, c.signal) << c.flag;
+  }
+  struct {
+    const char* flag;
+    int max;
+  } maxes[] = {{"--max-workers=auto", kMaxWorkersAuto},
+               {"--max-workers=none", kMaxWorkersNone},
+               {"--max-workers=0", kMaxWorkersNone},
+               {"--max-workers=12", 12}};
+  for (const auto& c : maxes) {
+    ParsedCommandLine p = Parse({c.flag, "--", "app"});
+    ASSERT_TRUE(p.options) << p.message;
+    EXPECT_EQ(p.options->sizing.max_workers, c.max) << c.flag;
+  }
+  ParsedCommandLine p = Parse({"--accept-stall=0", "--", "app"});
+  ASSERT_TRUE(p.options) << p.message;
+  EXPECT_EQ(p.options->accept_stall, Duration::zero());
+}
+
 TEST(OptionsDefaultsTest, NoFlagsGiveOptionsStruct) {
   ParsedCommandLine p = Parse({"--", "app"});
   ASSERT_TRUE(p.options) << p.message;
@@ -233,6 +270,8 @@ TEST(OptionsDefaultsTest, NoFlagsGiveOptionsStruct) {
   EXPECT_EQ(o.stop_timeout, d.stop_timeout);
   EXPECT_EQ(o.drain_delay, d.drain_delay);
   EXPECT_EQ(o.watchdog, d.watchdog);
+  EXPECT_EQ(o.stop_signal, d.stop_signal);
+  EXPECT_EQ(o.accept_stall, d.accept_stall);
   EXPECT_EQ(o.backoff.min, d.backoff.min);
   EXPECT_EQ(o.backoff.max, d.backoff.max);
   EXPECT_EQ(o.log_format, d.log_format);
@@ -256,6 +295,7 @@ TEST(OptionsDefaultsTest, SupervisorConfigStartsFromTheSameDefaults) {
   EXPECT_EQ(c.stop_timeout, o.stop_timeout);
   EXPECT_EQ(c.drain_delay, o.drain_delay);
   EXPECT_EQ(c.watchdog, o.watchdog);
+  EXPECT_EQ(c.stop_signal, o.stop_signal);
   EXPECT_EQ(c.backoff.min, o.backoff.min);
   EXPECT_EQ(c.backoff.max, o.backoff.max);
 }

@@ -71,7 +71,7 @@ TEST(DecideWorkersTest, LogLineNamesTheQuotaThatDecided) {
   EXPECT_EQ(w.rule, SizingRule::kCpuQuota);
   EXPECT_EQ(w.explanation,
             "workers=2: cgroup v1 quota 1.50 CPUs at /kubepods/pod1, "
-            "affinity 2, ceil, min-workers 1, max-workers none; cgroups v1; "
+            "affinity 2, ceil, min-workers 1, max-workers auto; cgroups v1; "
             "cpu v1 /kubepods/pod1 150000/100000, v1 /kubepods max/100000, "
             "v1 / max/100000");
 }
@@ -190,7 +190,7 @@ TEST(DecideWorkersTest, MinWorkersRaisesTheCount) {
   EXPECT_THAT(w.explanation,
               StartsWith("workers=3: min-workers 3 (usable CPUs 1), cgroup v2 "
                          "quota 0.50 CPUs at /c, affinity 4, ceil, "
-                         "max-workers none"));
+                         "max-workers auto"));
 }
 
 TEST(DecideWorkersTest, MaxWorkersLowersTheCount) {
@@ -240,6 +240,31 @@ TEST(DecideWorkersTest, ExplanationListsEveryInput) {
             "hybrid; cpu v1 /a/b 300000/100000, v1 /a 100000/100000; memory "
             "v1 /a/b 512Mi, v1 / unlimited (9223372036854771712); notes: no "
             "cpu.cfs_period_us at /x");
+}
+
+TEST(ScaleCeilingTest, AutoIsFourPerCpuAtLeastEight) {
+  SizingPolicy p;  // --max-workers=auto
+  EXPECT_EQ(DecideScaleCeiling(p, 1, 1).workers, 8);
+  EXPECT_EQ(DecideScaleCeiling(p, 2, 2).workers, 8);
+  EXPECT_EQ(DecideScaleCeiling(p, 3, 3).workers, 12);
+  EXPECT_EQ(DecideScaleCeiling(p, 64, 64).workers, 256);
+  EXPECT_EQ(DecideScaleCeiling(p, 2000, 1).workers, kMaxScaleWorkers);
+  // Never below the start count or --min-workers.
+  EXPECT_EQ(DecideScaleCeiling(p, 2, 30).workers, 30);
+  p.min_workers = 40;
+  EXPECT_EQ(DecideScaleCeiling(p, 2, 2).workers, 40);
+  EXPECT_THAT(DecideScaleCeiling({}, 2, 2).why,
+              HasSubstr("--max-workers=N raises it, --max-workers=none "
+                        "removes it"));
+}
+
+TEST(ScaleCeilingTest, ExplicitOrNone) {
+  SizingPolicy p;
+  p.max_workers = 6;
+  EXPECT_EQ(DecideScaleCeiling(p, 64, 2).workers, 6);
+  EXPECT_EQ(DecideScaleCeiling(p, 64, 2).why, "--max-workers is 6");
+  p.max_workers = kMaxWorkersNone;
+  EXPECT_EQ(DecideScaleCeiling(p, 1, 1).workers, kMaxScaleWorkers);
 }
 
 TEST(ValidateSizingPolicyTest, NamesTheFlag) {

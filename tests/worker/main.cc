@@ -44,6 +44,15 @@ struct Options {
   bool ignore_term = false;    // SIG_IGN for SIGTERM: the agent must SIGKILL
   bool print_startup = false;  // a line to stdout and to stderr at start
   bool log_requests = false;   // "req <target>" on stdout as each one starts
+  // Only this signal drains (0 = SIGTERM and SIGINT); the other of the two
+  // ends the process at once, in-flight requests lost (a PM2 app that
+  // closes gracefully on SIGINT only).
+  int graceful_signal = 0;
+  // READY=1, but never accept on the inherited sockets (an app that binds
+  // a port of its own instead of fd 3).
+  bool never_accept = false;
+  // READY=1, but accept only once this path exists (checked every 100 ms).
+  std::string accept_when_exists;
 };
 
 // Connection bookkeeping, for the drain. Guarded by g_mu.
@@ -64,7 +73,8 @@ int g_signal_pipe[2] = {-1, -1};
   Say(2, "corral-test-worker: unknown or bad flag '" + arg +
              "'; flags: --ready-delay-ms=N --never-ready --exit-after-ms=N "
              "--exit-code=N --fail-if-exists=PATH --ignore-term "
-             "--print-startup --log-requests");
+             "--print-startup --log-requests --graceful-signal=INT|TERM "
+             "--never-accept --accept-when-exists=PATH");
   _exit(2);
 }
 
@@ -97,6 +107,14 @@ Options ParseFlags(int argc, char** argv) {
       o.print_startup = true;
     else if (a == "--log-requests")
       o.log_requests = true;
+    else if (a == "--graceful-signal=INT")
+      o.graceful_signal = SIGINT;
+    else if (a == "--graceful-signal=TERM")
+      o.graceful_signal = SIGTERM;
+    else if (a == "--never-accept")
+      o.never_accept = true;
+    else if (has("--accept-when-exists="))
+      o.accept_when_exists = a.substr(21);
     else
       Usage(a);
   }
@@ -262,7 +280,20 @@ void HandleSignals() {
   ssize_t n = read(g_signal_pipe[0], sigs, sizeof sigs);
   for (ssize_t i = 0; i < n; ++i) {
     int sig = sigs[i];
-    if (sig == SIGTERM || sig == SIGINT) Drain();
+    if (sig == SIGTERM || sig == SIGINT) {
+      if (g_options.graceful_signal == 0 || g_options.graceful_signal == sig) {
+        Drain();
+      }
+      size_t open = 0;
+      {
+        std::lock_guard<std::mutex> lock(g_mu);
+        open = g_conns.size();
+      }
+      Say(2, Identity() + " not graceful on SIG" + sigabbrev_np(sig) +
+                 ": exiting at once, " + std::to_string(open) +
+                 " connections dropped");
+      _exit(1);
+    }
     const char* name = sigabbrev_np(sig);
     Say(1, Identity() + " got signal " + std::to_string(sig) + " SIG" +
                (name ? name : "?"));
@@ -306,9 +337,23 @@ void StartExitTimer() {
   }).detach();
 }
 
+// --accept-when-exists: READY, but nothing accepted until PATH exists.
+void WaitForAcceptFile() {
+  if (g_options.accept_when_exists.empty()) return;
+  while (access(g_options.accept_when_exists.c_str(), F_OK) != 0) {
+    pollfd p{g_signal_pipe[0], POLLIN, 0};
+    if (poll(&p, 1, 100) > 0) HandleSignals();
+  }
+  Say(2,
+      Identity() + " accepting: " + g_options.accept_when_exists + " exists");
+}
+
 [[noreturn]] void ServeForever() {
+  WaitForAcceptFile();
   std::vector<pollfd> fds{{g_signal_pipe[0], POLLIN, 0}};
-  for (int fd : g_listen_fds) fds.push_back({fd, POLLIN, 0});
+  if (!g_options.never_accept) {
+    for (int fd : g_listen_fds) fds.push_back({fd, POLLIN, 0});
+  }
   for (;;) {
     if (poll(fds.data(), fds.size(), -1) < 0) continue;  // EINTR
     if (fds[0].revents) HandleSignals();
