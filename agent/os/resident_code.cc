@@ -22,6 +22,7 @@ struct Mapping {
   bool file = false;
   int64_t rss_kib = 0;
   int64_t anon_kib = -1;  // unknown until its line is read
+  int64_t swap_kib = -1;  // a private copy may be swapped out
 };
 
 // "55f0-55f8 r-xp 00000000 08:01 1234   /usr/lib/libx.so" (path optional).
@@ -53,12 +54,14 @@ bool ReadField(const std::string& line, absl::string_view key, int64_t* out) {
   return f.size() >= 2 && absl::SimpleAtoi(f[1], out);
 }
 
-// Read-only and private, with every resident page still the file's own:
-// unmapping loses nothing. Not writable, so no thread can add a private
-// copy between the read of smaps and the madvise.
+// Read-only and private, with every page still the file's own (no private
+// copy, resident or swapped out): unmapping loses nothing. Not writable, so
+// no thread can add a private copy between the read of smaps and the
+// madvise; and the agent never unmaps a file (no dlclose), so the range
+// still holds the same file then.
 bool Droppable(const Mapping& m) {
   return m.file && m.perms[1] == '-' && m.perms[3] == 'p' && m.anon_kib == 0 &&
-         m.rss_kib > 0;
+         m.swap_kib == 0 && m.rss_kib > 0;
 }
 
 }  // namespace
@@ -75,8 +78,10 @@ absl::StatusOr<int64_t> DropStartupCodePages() {
       continue;
     }
     if (maps.empty()) continue;
-    if (ReadField(line, "Rss:", &maps.back().rss_kib)) continue;
-    ReadField(line, "Anonymous:", &maps.back().anon_kib);
+    Mapping& last = maps.back();
+    if (ReadField(line, "Rss:", &last.rss_kib)) continue;
+    if (ReadField(line, "Anonymous:", &last.anon_kib)) continue;
+    ReadField(line, "Swap:", &last.swap_kib);
   }
   int64_t dropped = 0;
   for (const Mapping& m : maps) {

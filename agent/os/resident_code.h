@@ -16,11 +16,11 @@ namespace corral::agent {
 
 // Unmaps (MADV_DONTNEED) every resident page of this process's read-only,
 // private file mappings that holds no private copy: program and library
-// code and read-only data, exactly as in the file. Nothing is lost: such a
-// page comes back from the page cache (a minor fault) the next time it is
-// used, so only the pages still in use return to the RSS. Mappings that are
-// writable, shared, anonymous, or hold a private copy of any page (e.g.
-// relocated read-only data) are left alone. Returns the KiB that were
+// code and read-only data, exactly as in the file (none swapped out). Nothing
+// is lost: such a page comes back from the page cache (a minor fault) the next
+// time it is used, so only the pages still in use return to the RSS. Mappings
+// that are writable, shared, anonymous, or hold a private copy of any page
+// (e.g. relocated read-only data) are left alone. Returns the KiB that were
 // resident in the mappings it dropped. Thread safe (other threads only take
 // a fault). Call it once startup is over.
 absl::StatusOr<int64_t> DropStartupCodePages();
