@@ -15,8 +15,10 @@ fork-to-READY: the agent's own `ready_ms` (fork to the READY=1 datagram,
 monotonic clock) for every spawn in the run.
 kill-to-READY: SIGKILL sent by this script (wall clock) to the replacement's
 `worker_ready` event timestamp (the agent's wall clock: same machine).
-RSS / CPU: /proc/<agent>/status VmRSS and utime+stime over an idle window
-with 1, 16 and 64 workers.
+RSS / CPU: /proc/<agent>/status VmRSS (and its anonymous / file-backed
+split) and utime+stime over an idle window with 1, 16 and 64 workers, with
+the control plane on (the default: a control socket, here in a temp dir
+under $TMPDIR) and, for comparison, off (--control-socket='').
 """
 import argparse
 import os
@@ -48,11 +50,13 @@ def pct(values, p):
     return values[k]
 
 
-def start_agent(scope, args, workers):
+def start_agent(scope, args, workers, control=True):
     """The agent (not PID 1: these figures do not depend on it) over the
-    test worker, READY."""
+    test worker, READY; with `control`, its control socket is on (the
+    default), else off."""
     agent = Agent(scope, [f"--workers={workers}", "--drain-delay=0", "--stop-timeout=5s"],
-                  command=[args.worker], listen=[LOOPBACK], control_socket="").start()
+                  command=[args.worker], listen=[LOOPBACK],
+                  control_socket=None if control else "").start()
     agent.wait_ready(workers, 120)
     return agent
 
@@ -104,18 +108,30 @@ def bench_baseline(args, n):
     return out
 
 
-def bench_idle(args, workers):
+def memory(pid):
+    """VmRSS, RssAnon and RssFile (MiB) and the thread count, from
+    /proc/<pid>/status."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()[0] if value.split() else ""
+    mib = {k: int(fields[k]) / 1024.0 for k in ("VmRSS", "RssAnon", "RssFile")}
+    return mib, int(fields["Threads"])
+
+
+def bench_idle(args, workers, control):
     with Cleanups("bench.idle") as scope:
-        a = start_agent(scope, args, workers)
+        a = start_agent(scope, args, workers, control)
         time.sleep(SETTLE_S)
         pid = a.host_pid
         t0, c0 = time.time(), procfs.cpu_seconds([pid])
         time.sleep(args.idle_seconds)
         t1, c1 = time.time(), procfs.cpu_seconds([pid])
         cpu_pct = 100.0 * (c1 - c0) / (t1 - t0)
-        rss = procfs.rss_kib(pid) / 1024.0
+        mem = memory(pid)
         a.stop(15)
-        return rss, cpu_pct
+        return mem, cpu_pct
 
 
 def main():
@@ -130,7 +146,8 @@ def main():
     bad = paths.missing(args.agent, args.worker)
     if bad:
         raise SystemExit(f"bench: not an executable file: {', '.join(bad)}; build them "
-                         f"(cmake --build {paths.BUILD_DIR}) or pass --agent / --worker")
+                         f"(cmake --build {paths.BUILD_DIR} --target corral-agent "
+                         f"corral-test-worker) or pass --agent / --worker")
     os.environ["CORRAL_AGENT"] = args.agent  # what pylib.agent starts
 
     base_ms = bench_baseline(args, args.kills)
@@ -141,11 +158,14 @@ def main():
           f"  p99={pct(spawn_ms, 99):6.2f} ms   (goal p50 < 5 ms)")
     print(f"kill-to-READY  n={len(kill_ms):4d}  p50={pct(kill_ms, 50):6.2f} ms"
           f"  p99={pct(kill_ms, 99):6.2f} ms   (goal p50 < 10 ms)")
-    for n in (1, 16, 64):
-        rss, cpu = bench_idle(args, n)
-        print(f"idle workers={n:2d}  agent RSS={rss:5.1f} MiB  agent CPU="
-              f"{cpu:5.2f}% over {args.idle_seconds:.0f} s   "
-              f"(goal RSS < 15 MiB at 64, CPU ~0)")
+    for control in (True, False):
+        for n in (1, 16, 64):
+            (mib, threads), cpu = bench_idle(args, n, control)
+            print(f"idle workers={n:2d}  control plane {'on ' if control else 'off'}  "
+                  f"agent RSS={mib['VmRSS']:5.1f} MiB (anon {mib['RssAnon']:4.1f}, "
+                  f"file {mib['RssFile']:4.1f}, {threads:2d} threads)  agent CPU="
+                  f"{cpu:5.2f}% over {args.idle_seconds:.0f} s"
+                  + ("   (goal RSS < 15 MiB at 64, CPU ~0)" if control and n == 64 else ""))
     sys.stdout.flush()
 
 

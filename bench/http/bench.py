@@ -101,7 +101,8 @@ def main():
     bad = paths.missing(agent_path, worker)
     if bad:
         raise SystemExit(f"bench: not an executable file: {', '.join(bad)}; build them "
-                         f"(cmake --build {build}) or pass --build DIR")
+                         f"(cmake --build {build} --target corral-agent corral-worker) "
+                         f"or pass --build DIR")
     os.environ["CORRAL_AGENT"] = agent_path  # what pylib.agent starts
     env = {"REDIS_URL": os.environ["REDIS_URL"]} if os.environ.get("REDIS_URL") else {}
     with Cleanups("bench.http") as scope:

@@ -232,6 +232,26 @@ TEST(SessionIdTest, RejectsAnythingElse) {
       IsWellFormedSessionId("../../../../etc/passwd/../../../../../a"));
 }
 
+// The last character carries 2 spare bits: of the 4 spellings that decode
+// to the same 32 bytes, only the one with them clear is an id we issue.
+TEST(SessionIdTest, OnlyTheCanonicalSpellingOfTheLastCharacter) {
+  const std::string alphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string id = *NewSessionId();
+  for (size_t v = 0; v < alphabet.size(); ++v) {
+    id.back() = alphabet[v];
+    EXPECT_EQ(IsWellFormedSessionId(id), v % 4 == 0) << id;
+  }
+}
+
+TEST(SessionIdTest, Sha256HexTwiceOnOneThread) {
+  // The digest context is reused: a second digest must not carry state.
+  EXPECT_EQ(Sha256Hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 TEST(SessionIdTest, Sha256Hex) {
   EXPECT_EQ(Sha256Hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

@@ -215,7 +215,7 @@ void RedisClient::BecomeUp(std::shared_ptr<RedisConnection> conn) {
   });
   SetState(State::kUp, conn_->address().ToString());
   std::deque<Waiting> waiting = std::exchange(waiting_, {});
-  for (Waiting& w : waiting) Command(std::move(w.args), std::move(w.cb));
+  for (Waiting& w : waiting) Command(w.args, std::move(w.cb));
 }
 
 void RedisClient::AttemptFailed(const absl::Status& why) {
@@ -257,7 +257,8 @@ void RedisClient::FailWaiting(const absl::Status& why) {
   }
 }
 
-void RedisClient::Command(std::vector<std::string> args, RedisCallback cb) {
+void RedisClient::Command(const std::vector<std::string>& args,
+                          RedisCallback cb) {
   if (state_ == State::kUp && conn_ && !conn_->connected()) {
     // It died a moment ago and the news is still queued on the loop.
     Lost(absl::UnavailableError(absl::StrCat(
@@ -280,7 +281,7 @@ void RedisClient::Command(std::vector<std::string> args, RedisCallback cb) {
     return;
   }
   if (state_ == State::kConnecting && waiting_.size() < kMaxWaiting) {
-    waiting_.push_back({std::move(args), std::move(cb)});
+    waiting_.push_back({args, std::move(cb)});
     return;
   }
   absl::Status s = absl::UnavailableError(

@@ -45,7 +45,8 @@ class RedisClient {
   // Closes the connection; waiting commands fail with Cancelled.
   void Stop();
 
-  void Command(std::vector<std::string> args, RedisCallback cb);
+  // `args` is read at once (copied only while the connection is being made).
+  void Command(const std::vector<std::string>& args, RedisCallback cb);
 
   void OnStateChange(StateListener listener);
   State state() const { return state_; }

@@ -72,6 +72,9 @@ return 1
 // How often to draw a new id when one is taken (2^-256 odds: never).
 constexpr int kCreateTries = 3;
 
+// Ids whose key KeyFor keeps (about 200 bytes each).
+constexpr size_t kKeyCacheSize = 4096;
+
 std::string Seconds(absl::Duration d) {
   return std::to_string(std::max<int64_t>(1, absl::ToInt64Seconds(d)));
 }
@@ -228,12 +231,14 @@ void SessionStore::Eval(const char* script, std::vector<std::string> args,
                         RedisCallback cb) {
   args[0] = "EVALSHA";
   args[1] = ScriptSha(script);
-  redis_.Command(args, [this, script, args, cb = std::move(cb)](
-                           absl::StatusOr<RedisReply> r) mutable {
+  // Kept for the NOSCRIPT retry, shared rather than copied per request.
+  auto kept = std::make_shared<std::vector<std::string>>(std::move(args));
+  redis_.Command(*kept, [this, script, kept, cb = std::move(cb)](
+                            absl::StatusOr<RedisReply> r) mutable {
     if (!r.ok() && absl::StartsWith(r.status().message(), "redis: NOSCRIPT")) {
-      args[0] = "EVAL";
-      args[1] = script;
-      return redis_.Command(std::move(args), std::move(cb));
+      (*kept)[0] = "EVAL";
+      (*kept)[1] = script;
+      return redis_.Command(*kept, std::move(cb));
     }
     cb(std::move(r));
   });
@@ -253,7 +258,13 @@ const std::string& SessionStore::ScriptSha(const char* script) {
 
 std::string SessionStore::KeyFor(absl::string_view id) const {
   if (connect_redis_) return connect_redis_->KeyFor(id);
-  return absl::StrCat(DefaultPrefix(options_), Sha256Hex(id));
+  if (auto it = key_cache_.find(std::string(id)); it != key_cache_.end()) {
+    return it->second;
+  }
+  if (key_cache_.size() >= kKeyCacheSize) key_cache_.clear();
+  std::string key = absl::StrCat(DefaultPrefix(options_), Sha256Hex(id));
+  key_cache_.emplace(std::string(id), key);
+  return key;
 }
 
 std::string SessionStore::CookieValue(absl::string_view id) const {

@@ -164,6 +164,9 @@ class SessionStore {
   const std::string idle_seconds_;
   const std::string absolute_seconds_;
   std::unordered_map<const char*, std::string> script_shas_;
+  // Redis keys of recently used ids (KeyFor): a busy session is hashed once,
+  // not on every request. At most kKeyCacheSize entries, emptied when full.
+  mutable std::unordered_map<std::string, std::string> key_cache_;
   const absl::Status options_error_;
   std::unique_ptr<ConnectRedisSessions> connect_redis_;  // kConnectRedis
 };
