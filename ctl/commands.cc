@@ -156,7 +156,6 @@ int Describe(Connection& c, int worker) {
   return kOk;
 }
 
-int Scale(Connection& c, const std::string& count) {
 namespace {
 
 std::string ScaleStepText(const corral::v1::ScaleProgress& p, bool no_wait) {
