@@ -511,6 +511,7 @@ constexpr char kDescription[] =
 std::string HelpText(const Options& defaults) {
   CLI::App app{kDescription, "corral-agent"};
   app.prefix_command();
+  app.set_version_flag("--version", "corral-agent " CORRAL_VERSION);
   RawFlags raw = RawDefaults(defaults);
   AddFlags(app, raw);
   return app.help();

@@ -226,7 +226,7 @@ class WithAgentTest(TestCase):
         # It answers with the plan, then each new worker READY, then the end.
         lines = self.json_lines("scale", "3")
         self.assertEqual([p["phase"] for p in lines],
-                         ["PLANNED", "WORKER_READY", "FINISHED"])
+                         ["planned", "worker_ready", "finished"])
         self.assertEqual(lines[0]["plan"], {
             "previous_workers": 2, "target_workers": 3, "auto_workers": False,
             "starting": [2], "stopping": []})
@@ -260,7 +260,7 @@ class WithAgentTest(TestCase):
 
     def test_drained_workers_are_stopped_and_resume_brings_them_back(self):
         self.ok("drain")
-        wait_for(lambda: {w["state"] for w in self.json("ps")} == {"WORKER_STATE_STOPPED"},
+        wait_for(lambda: {w["state"] for w in self.json("ps")} == {"stopped"},
                  what="every worker STOPPED")
         text = self.ok("status")
         self.assertIn("STOPPED", text)
