@@ -213,7 +213,7 @@ class Corral(System):
             workers = json.loads(self.ctl("ps", "-o", "json"))
         except (subprocess.CalledProcessError, ValueError):
             return False
-        ready = [w for w in workers if w.get("state") == "WORKER_STATE_READY"]
+        ready = [w for w in workers if w.get("state") == "ready"]
         return (len(ready) == (count or self.workers)
                 and len(self.worker_pids()) == (count or self.workers)
                 and http_ok(self.port))
