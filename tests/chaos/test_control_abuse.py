@@ -48,7 +48,7 @@ def exchange(port, data, timeout=5.0):
         try:
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:
             pass  # it closed while we were still sending: an answer too
         out = b""
         deadline = time.monotonic() + timeout
@@ -86,7 +86,7 @@ class ControlAbuse(TestCase):
             out = exchange(self.http, data)
             first = out.split(b"\r\n", 1)[0].decode(errors="replace")
             answers[name] = first or "closed"
-            if out:
+            if out and name != "many_headers":  # valid, if large: may be answered
                 self.assertRegex(first, r"^HTTP/1\.1 [45]\d\d ", f"{name}: {out[:200]!r}")
         note("malformed HTTP: " + ", ".join(f"{k}: {v}" for k, v in answers.items()))
         status, took = livez_seconds(self.http)
@@ -140,8 +140,10 @@ class ControlAbuse(TestCase):
                 list(call(garbage, timeout=5))
             codes[m] = e.exception.code().name
         note(f"garbage requests: {codes}")
+        # gRPC 1.51's callback server answers a request it cannot parse
+        # UNIMPLEMENTED (no details) before our handler runs.
         for m, code in codes.items():
-            self.assertIn(code, ("INTERNAL", "INVALID_ARGUMENT"), m)
+            self.assertIn(code, ("INTERNAL", "INVALID_ARGUMENT", "UNIMPLEMENTED"), m)
         # Unharmed: nothing was drained, scaled or restarted.
         status = self.agent.status()
         self.assertEqual(len(self.agent.ready_workers()), 2, status)

@@ -90,7 +90,7 @@ class KillStorm(TestCase):
         note(f"{kills} SIGKILLs in {STORM_SECONDS:.0f}s; {LoadGenerator.summary(results)}; "
              f"{len(failures)} failed, all on {len(victim_peers)} connections the victims "
              f"held; longest gap between answers {gap * 1000:.0f} ms")
-        self.assertGreaterEqual(kills, 15, "the storm was too slow to be one")
+        self.assertGreaterEqual(kills, 10, "the storm was too slow to be one")
         self.assertEqual(refused, [], "refused connections")
         self.assertEqual(unexplained, [], "failures beyond the killed workers' connections\n"
                          + load.timeline(results))
