@@ -366,8 +366,8 @@ absl::StatusOr<CpuRange> ParseCpuRange(absl::string_view token) {
   // No kernel numbers CPUs this high (NR_CPUS is at most 1 << 13 today);
   // the bound also keeps the counting below from overflowing.
   if (r.last >= kMaxCpus) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", token, "\" names a CPU above ", kMaxCpus - 1));
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", token, "\" names a CPU above ", kMaxCpus - 1));
   }
   return r;
 }

@@ -30,8 +30,8 @@ namespace {
 
 std::string FormatSpec(const ListenSpec& s) {
   if (s.is_unix) return absl::StrCat(s.name, "=unix:", s.path);
-  const bool bracket = absl::StrContains(s.host, ':') ||
-                       absl::StartsWith(s.host, "[");
+  const bool bracket =
+      absl::StrContains(s.host, ':') || absl::StartsWith(s.host, "[");
   return absl::StrCat(s.name, "=tcp://", bracket ? "[" : "", s.host,
                       bracket ? "]" : "", ":", s.port);
 }
@@ -64,8 +64,8 @@ void CheckDuration(const char* name, Duration d) {
 
 void CheckCommandLine(std::string_view in) {
   std::vector<std::string> args = {"corral-agent"};
-  for (absl::string_view line : absl::StrSplit(
-           absl::string_view(in.data(), in.size()), '\n')) {
+  for (absl::string_view line :
+       absl::StrSplit(absl::string_view(in.data(), in.size()), '\n')) {
     // argv strings end at a NUL: the kernel never passes one inside.
     args.emplace_back(line.substr(0, line.find('\0')));
   }

@@ -116,6 +116,7 @@ void Check(uint8_t which, std::string_view in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   corral::agent::Check(
-      data[0], std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1));
+      data[0],
+      std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1));
   return 0;
 }

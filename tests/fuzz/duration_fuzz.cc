@@ -27,13 +27,13 @@ void Check(std::string_view in) {
                fuzz::Shown(in), " gave ", absl::FormatDuration(*d));
     const std::string text = common::DurationToString(*d);
     absl::StatusOr<absl::Duration> back = common::ParseDuration(text);
-    FUZZ_CHECK(back.ok() && *back == *d, fuzz::Shown(in), " printed as '",
-               text, "' does not parse back");
+    FUZZ_CHECK(back.ok() && *back == *d, fuzz::Shown(in), " printed as '", text,
+               "' does not parse back");
   }
   const std::string flag = "--stop-timeout";
   absl::StatusOr<Duration> v = ParseDurationFlag(flag, std::string(in));
-  FUZZ_CHECK(!v.ok() || d.ok(), "flag accepted what the parser refused: ",
-             fuzz::Shown(in));
+  FUZZ_CHECK(!v.ok() || d.ok(),
+             "flag accepted what the parser refused: ", fuzz::Shown(in));
   if (!v.ok()) {
     FUZZ_CHECK(absl::StrContains(v.status().message(), flag),
                "error does not name the flag: ", v.status().message());
@@ -42,11 +42,11 @@ void Check(std::string_view in) {
   FUZZ_CHECK(*v >= Duration::zero(), "negative flag value");
   // Deadlines are steady_clock now + value; a century of uptime must fit.
   constexpr auto kCentury = std::chrono::hours(24 * 365 * 100);
-  FUZZ_CHECK(*v <= Duration::max() - kCentury, "--stop-timeout=",
-             fuzz::Shown(in), " (", FormatDurationFlag(*v),
+  FUZZ_CHECK(*v <= Duration::max() - kCentury,
+             "--stop-timeout=", fuzz::Shown(in), " (", FormatDurationFlag(*v),
              ") overflows now + value");
-  FUZZ_CHECK(ParseDurationFlag(flag, FormatDurationFlag(*v)).value_or(
-                 Duration::min()) == *v,
+  FUZZ_CHECK(ParseDurationFlag(flag, FormatDurationFlag(*v))
+                     .value_or(Duration::min()) == *v,
              "flag value ", fuzz::Shown(in), " printed as '",
              FormatDurationFlag(*v), "' does not parse back");
 }

@@ -47,8 +47,8 @@ sockaddr_un Address(socklen_t* len) {
   addr.sun_family = AF_UNIX;
   const std::string name = absl::StrCat("corral-http-fuzz-", getpid());
   std::memcpy(addr.sun_path + 1, name.data(), name.size());
-  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 +
-                                name.size());
+  *len =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
   return addr;
 }
 
@@ -67,7 +67,8 @@ struct Server {
     o.idle_timeout = absl::Seconds(2);
     o.io_timeout = absl::Seconds(2);
     server = std::make_unique<HttpServer>(
-        io, [this](const HttpRequest& req, Respond respond) {
+        io,
+        [this](const HttpRequest& req, Respond respond) {
           app.Handle(req, std::move(respond));
         },
         o);
@@ -101,9 +102,8 @@ std::string Exchange(Server& s, std::string_view in) {
   bool eof = false;
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   while (!eof || s.server->connection_count() > 0) {
-    FUZZ_CHECK(Clock::now() < deadline,
-               "no answer or close within 10 s; sent ", sent, " of ",
-               in.size(), " bytes, got ", fuzz::Shown(out));
+    FUZZ_CHECK(Clock::now() < deadline, "no answer or close within 10 s; sent ",
+               sent, " of ", in.size(), " bytes, got ", fuzz::Shown(out));
     bool progress = false;
     if (sent < in.size()) {
       ssize_t n = send(fd, in.data() + sent, in.size() - sent, MSG_NOSIGNAL);
@@ -142,12 +142,11 @@ void Check(std::string_view in) {
   // HTTP/1.0 requests get HTTP/1.0 answers.
   FUZZ_CHECK((absl::StartsWith(out, "HTTP/1.1 ") ||
               absl::StartsWith(out, "HTTP/1.0 ")) &&
-                 out.size() >= 12 &&
-                 absl::ascii_isdigit(out[9]) && absl::ascii_isdigit(out[10]) &&
-                 absl::ascii_isdigit(out[11]),
+                 out.size() >= 12 && absl::ascii_isdigit(out[9]) &&
+                 absl::ascii_isdigit(out[10]) && absl::ascii_isdigit(out[11]),
              "not a status line: ", fuzz::Shown(out));
-  FUZZ_CHECK(out.substr(9, 3) != "500", "a handler error for ",
-             fuzz::Shown(in), ": ", fuzz::Shown(out));
+  FUZZ_CHECK(out.substr(9, 3) != "500", "a handler error for ", fuzz::Shown(in),
+             ": ", fuzz::Shown(out));
 }
 
 }  // namespace

@@ -30,13 +30,14 @@ std::string Canonical(const NotifyMessage& m) {
 void Check(std::string_view in) {
   absl::StatusOr<std::optional<NotifyMessage>> m = ParseIpcMessage(in);
   if (!common::IsJsonValue(absl::string_view(in.data(), in.size()))) {
-    FUZZ_CHECK(!m.ok(), "a line that is not JSON was accepted: ",
-               fuzz::Shown(in));
+    FUZZ_CHECK(!m.ok(),
+               "a line that is not JSON was accepted: ", fuzz::Shown(in));
     return;
   }
   if (!m.ok() || !m->has_value()) return;
   const NotifyMessage& msg = **m;
-  const int verbs = msg.ready + msg.watchdog + msg.stopping + msg.status.has_value();
+  const int verbs =
+      msg.ready + msg.watchdog + msg.stopping + msg.status.has_value();
   FUZZ_CHECK(verbs == 1, "one line gave ", verbs, " verbs: ", fuzz::Shown(in));
   if (msg.status) {
     FUZZ_CHECK(msg.status->size() <= kMaxNotifyMessage, "status of ",
@@ -44,8 +45,8 @@ void Check(std::string_view in) {
   }
   const std::string again = Canonical(msg);
   absl::StatusOr<std::optional<NotifyMessage>> m2 = ParseIpcMessage(again);
-  FUZZ_CHECK(m2.ok() && m2->has_value(), "canonical line refused: ",
-             fuzz::Shown(again));
+  FUZZ_CHECK(m2.ok() && m2->has_value(),
+             "canonical line refused: ", fuzz::Shown(again));
   const NotifyMessage& msg2 = **m2;
   FUZZ_CHECK(msg2.ready == msg.ready && msg2.watchdog == msg.watchdog &&
                  msg2.stopping == msg.stopping && msg2.status == msg.status,

@@ -42,7 +42,8 @@ void CheckObject(absl::string_view in) {
   absl::StatusOr<JsonMembers> again = ParseJsonObject(text);
   FUZZ_CHECK(again.ok() && SameMembers(*members, *again), "written as ",
              fuzz::Shown(text), " from ", fuzz::Shown(in));
-  FUZZ_CHECK(WriteJsonObject(*again) == text, "not stable: ", fuzz::Shown(text));
+  FUZZ_CHECK(WriteJsonObject(*again) == text,
+             "not stable: ", fuzz::Shown(text));
   // Edits as the session store makes them keep the document valid.
   JsonMembers edited = *members;
   SetMember(edited, "counter", "7");

@@ -50,8 +50,9 @@ void Check(std::string_view in) {
   }
   const std::string again = Format(*m);
   absl::StatusOr<NotifyMessage> m2 = ParseNotifyMessage(again);
-  FUZZ_CHECK(m2.ok(), "the message written back is refused: ",
-             fuzz::Shown(again), ": ", m2.status().ToString());
+  FUZZ_CHECK(m2.ok(),
+             "the message written back is refused: ", fuzz::Shown(again), ": ",
+             m2.status().ToString());
   FUZZ_CHECK(m2->ready == m->ready && m2->stopping == m->stopping &&
                  m2->watchdog == m->watchdog && m2->status == m->status &&
                  m2->extend_timeout == m->extend_timeout,

@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
     }
   }
   if (files == 0) {
-    std::fprintf(stderr, "no corpus files found: an empty corpus tests nothing\n");
+    std::fprintf(stderr,
+                 "no corpus files found: an empty corpus tests nothing\n");
     return 1;
   }
   std::fprintf(stderr, "%d inputs ran without a broken invariant\n", files);

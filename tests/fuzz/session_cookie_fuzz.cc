@@ -78,8 +78,8 @@ void CheckCookie(absl::string_view cookie) {
                "not the encoding of 32 bytes: ", fuzz::Shown(cookie));
   }
   std::optional<std::string> bare = st.bare.IdFromCookie(cookie);
-  FUZZ_CHECK(bare.has_value() == IsWellFormedSessionId(cookie),
-             "bare cookie ", fuzz::Shown(cookie));
+  FUZZ_CHECK(bare.has_value() == IsWellFormedSessionId(cookie), "bare cookie ",
+             fuzz::Shown(cookie));
   // Nothing unsigned gets through a store with secrets (fuzzed input cannot
   // forge HMAC-SHA256; a hit here means the check is skipped somewhere).
   std::optional<std::string> id = st.signed_corral.IdFromCookie(cookie);

