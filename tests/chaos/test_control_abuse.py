@@ -132,7 +132,8 @@ class ControlAbuse(TestCase):
              f"/livez {worst * 1000:.0f} ms; agent fds {fds0} -> at most {fds_max} -> "
              f"{procfs.fd_count(self.pid)}")
         self.assertLess(worst, 1.0, "/livez slower than 1 s under slowloris")
-        self.assertLessEqual(fds_max - fds0, 128 + 2, "the agent kept every connection")
+        slack = 8 if procfs.sanitized(self.pid) else 2  # ASan's own fds
+        self.assertLessEqual(fds_max - fds0, 128 + slack, "the agent kept every connection")
 
     def test_protobuf_garbage_to_every_method(self):
         ch = channel(self, f"unix:{self.agent.socket}")

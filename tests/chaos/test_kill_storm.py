@@ -107,7 +107,8 @@ class KillStorm(TestCase):
         note(f"agent fds {fds0} -> {fds1}, threads {threads0} -> {threads1}, "
              f"RSS {rss0} -> {rss1} KiB")
         self.assertEqual(threads1, threads0, "agent threads")
-        self.assertLess(rss1, rss0 + RSS_SLACK_KIB, "agent RSS grew")
+        if not procfs.sanitized(agent.host_pid):  # ASan's quarantine keeps freed memory
+            self.assertLess(rss1, rss0 + RSS_SLACK_KIB, "agent RSS grew")
 
 
 if __name__ == "__main__":

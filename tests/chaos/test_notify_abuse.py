@@ -84,7 +84,8 @@ class NotifyAbuse(TestCase):
         wait_for(lambda: self.rejected() - before >= 1000, 20, "1000 rejections")
         fds1 = procfs.fd_count(self.agent.host_pid)
         note(f"3000 fds sent in 1000 datagrams: agent fds {fds0} -> {fds1}")
-        self.assertLessEqual(fds1, fds0, "the agent kept fds it was sent")
+        slack = 4 if procfs.sanitized(self.agent.host_pid) else 0  # ASan's own fds
+        self.assertLessEqual(fds1, fds0 + slack, "the agent kept fds it was sent")
         self.assertStillHeard("after the fds")
 
     def test_flood_is_counted_and_the_agent_stays_live(self):
