@@ -383,6 +383,16 @@ absl::StatusOr<Duration> ParseDurationFlag(const std::string& flag,
                                            const std::string& text) {
   absl::StatusOr<absl::Duration> d = common::ParseDuration(text);
   if (!d.ok()) return Invalid(flag, text, d.status().message());
+  // Deadlines are steady_clock now + value: a larger value (2562047h and
+  // up saturate to the largest Duration) would wrap to the past and, say,
+  // SIGKILL a stopping worker at once.
+  if (*d > absl::FromChrono(kMaxFlagDuration)) {
+    return Invalid(flag, text,
+                   absl::StrCat("at most ",
+                                common::DurationToString(
+                                    absl::FromChrono(kMaxFlagDuration)),
+                                " (one year)"));
+  }
   return absl::ToChronoNanoseconds(*d);
 }
 

@@ -100,8 +100,13 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const* argv);
 // passes Options{}.
 std::string HelpText(const Options& defaults);
 
+// The longest duration a flag takes (one year): deadlines are computed as
+// steady_clock now + value, which must not overflow.
+inline constexpr Duration kMaxFlagDuration = std::chrono::hours(24 * 365);
+
 // Parses a duration >= 0 as common::ParseDuration does ("500ms", "5s",
-// "1m30s", "1.5s", "0"; a bare number other than 0 is refused). Errors name
+// "1m30s", "1.5s", "0"; a bare number other than 0 is refused) and at most
+// kMaxFlagDuration. Errors name
 // the flag (or its environment variable) and the value.
 absl::StatusOr<Duration> ParseDurationFlag(const std::string& flag,
                                            const std::string& text);

@@ -65,11 +65,16 @@ class HttpServer::Gate {
 // while the client keeps the connection alive. io thread only.
 class HttpServer::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, AgentControl* agent, std::shared_ptr<Gate> gate)
+  Session(tcp::socket socket, AgentControl* agent, std::shared_ptr<Gate> gate,
+          std::shared_ptr<int> open)
       : stream_(std::move(socket)),
         timer_(stream_.get_executor()),
         agent_(agent),
-        gate_(std::move(gate)) {}
+        gate_(std::move(gate)),
+        open_(std::move(open)) {
+    ++*open_;
+  }
+  ~Session() { Uncount(); }
 
   void Read() {
     request_ = {};
@@ -100,6 +105,15 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
                         if (ec || !response->keep_alive()) return self->Close();
                         self->Read();
                       });
+  }
+
+  // Shuts the connection down; it is no longer counted against
+  // kMaxConnections and goes as soon as its pending read or write fails.
+  void Close() {
+    boost::beast::error_code ignored;
+    timer_.cancel();
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Uncount();
   }
 
  private:
@@ -155,10 +169,9 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void Close() {
-    boost::beast::error_code ignored;
-    timer_.cancel();
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  void Uncount() {
+    if (counted_) --*open_;
+    counted_ = false;
   }
 
   boost::beast::tcp_stream stream_;
@@ -168,6 +181,8 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   boost::beast::flat_buffer buffer_;
   http::request<http::string_body> request_;
   bool answered_ = false;
+  const std::shared_ptr<int> open_;
+  bool counted_ = true;
 };
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
@@ -236,11 +251,27 @@ void HttpServer::Accept() {
             CloseFd(accepted.fd);
             continue;
           }
-          std::make_shared<Session>(std::move(connection), agent_, gate_)
-              ->Read();
+          MakeRoom();
+          auto session = std::make_shared<Session>(std::move(connection),
+                                                   agent_, gate_, open_);
+          sessions_.push_back(session);
+          session->Read();
         }
         Accept();
       });
+}
+
+void HttpServer::MakeRoom() {
+  while (*open_ >= kMaxConnections && !sessions_.empty()) {
+    std::shared_ptr<Session> oldest = sessions_.front().lock();
+    sessions_.pop_front();
+    if (oldest) oldest->Close();
+  }
+  // Forget connections that are gone, so the queue stays near the open count.
+  if (sessions_.size() > static_cast<size_t>(2 * kMaxConnections)) {
+    std::erase_if(sessions_,
+                  [](const std::weak_ptr<Session>& w) { return w.expired(); });
+  }
 }
 
 }  // namespace corral::agent

@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,10 @@ namespace corral::agent {
 class HttpServer {
  public:
   static constexpr auto kLoopTimeout = std::chrono::seconds(1);
+  // Open connections at most. One more closes the oldest: a client that
+  // opens connections and never finishes a request (slowloris) can neither
+  // take the agent's fds nor keep a new probe out.
+  static constexpr int kMaxConnections = 128;
 
   // Binds address:port (fails naming --http-port) and accepts on `io`.
   // `agent` and `io` must outlive this.
@@ -46,6 +51,8 @@ class HttpServer {
   HttpServer(AgentControl* agent, boost::asio::io_context* io, int fd, int port,
              bool v6);
   void Accept();
+  // Closes the oldest connections until a new one fits kMaxConnections.
+  void MakeRoom();
 
   AgentControl* const agent_;
   boost::asio::io_context* const io_;
@@ -54,6 +61,10 @@ class HttpServer {
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;
   std::shared_ptr<Gate> gate_;
+  // io thread only: connections in accept order (some already gone), and
+  // how many are open (a Session counts itself until it closes).
+  std::deque<std::weak_ptr<Session>> sessions_;
+  const std::shared_ptr<int> open_ = std::make_shared<int>(0);
 };
 
 }  // namespace corral::agent

@@ -18,7 +18,10 @@ std::optional<ProcStat> ParseProcStat(const std::string& text) {
   //  itrealvalue starttime vsize rss ..."
   size_t open = text.find('(');
   size_t close = text.rfind(')');
-  if (open == std::string::npos || close == std::string::npos || close < open) {
+  // The fields after comm start two bytes after its ')' (a space, then the
+  // state): a line that ends sooner is not a stat line.
+  if (open == std::string::npos || open == 0 || close == std::string::npos ||
+      close < open || close + 2 > text.size()) {
     return std::nullopt;
   }
   ProcStat st;

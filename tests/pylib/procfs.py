@@ -156,3 +156,10 @@ def server_has_read(server_port, client_ports):
             and s.state == ESTABLISHED and s.inode != 0 and s.rx_queue == 0}
     return done >= wanted
 
+
+
+def sanitized(pid):
+    """True when pid runs with AddressSanitizer (a CORRAL_SANITIZE build):
+    its quarantine holds freed memory and it keeps fds of its own, so RSS
+    and fd bounds of the normal build do not apply."""
+    return "libasan" in (_read(f"/proc/{pid}/maps") or "")

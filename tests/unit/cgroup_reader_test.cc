@@ -144,6 +144,12 @@ TEST(CountCpuListTest, CountsRangesAndSingles) {
   EXPECT_EQ(*CountCpuList("8,0-1"), 3);
   EXPECT_FALSE(CountCpuList("3-1").ok());
   EXPECT_FALSE(CountCpuList("a").ok());
+  // Beyond any kernel's CPU numbers: refused, not counted into an overflow
+  // (found by tests/fuzz/cgroup_fuzz.cc; UBSan reported the overflow).
+  EXPECT_EQ(*CountCpuList("4194303"), 1);
+  EXPECT_FALSE(CountCpuList("4194304").ok());
+  EXPECT_FALSE(CountCpuList("0-9223372036854775807").ok());
+  EXPECT_FALSE(CountCpuList("9223372036854775807").ok());
   EXPECT_FALSE(CountCpuList("0-10:2/5").ok());
   EXPECT_FALSE(CountCpuList("0,,1").ok());
   EXPECT_FALSE(CountCpuList("-1").ok());

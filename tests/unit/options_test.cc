@@ -101,6 +101,11 @@ TEST(OptionsTest, BadInputExitsTwoNamingTheFlagAndValue) {
       {{"--ready=delay:soon", "--", "x"}, "'soon'"},
       {{"--stop-timeout=-1s", "--", "x"}, "invalid --stop-timeout value '-1s'"},
       {{"--drain-delay=forever", "--", "x"}, "--drain-delay"},
+      // now + value would overflow (found by tests/fuzz/duration_fuzz.cc).
+      {{"--stop-timeout=2562047h", "--", "x"},
+       "invalid --stop-timeout value '2562047h': at most 8760h (one year)"},
+      {{"--ready=delay:8761h", "--", "x"}, "at most 8760h"},
+      {{"--restart-backoff=1s,100000h", "--", "x"}, "at most 8760h"},
       {{"--restart-backoff=5s", "--", "x"}, "--restart-backoff value '5s'"},
       {{"--restart-backoff=5s,1s", "--", "x"}, "0 < MIN <= MAX"},
       {{"--log-format=xml", "--", "x"}, "--log-format value 'xml'"},

@@ -257,5 +257,22 @@ TEST(ReaperTest, ReapsOrphansAsSubreaper) {
   EXPECT_EQ(orphans_with_7, 20);
 }
 
+// A stat line cut right after comm ("1 (a)") is refused, not a thrown
+// std::out_of_range (found by tests/fuzz/cgroup_fuzz.cc).
+TEST(ParseProcStatTest, RefusesTruncatedLines) {
+  EXPECT_FALSE(ParseProcStat("1 (a)").has_value());
+  EXPECT_FALSE(ParseProcStat("1 (a) ").has_value());
+  EXPECT_FALSE(ParseProcStat("(a) S 1").has_value());
+  EXPECT_FALSE(ParseProcStat("").has_value());
+  std::optional<ProcStat> st = ParseProcStat(
+      "77 (a b) c) R 1 77 77 0 -1 0 0 0 0 0 12 3 0 0 20 0 1 0 1 1 250");
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->pid, 77);
+  EXPECT_EQ(st->state, 'R');
+  EXPECT_EQ(st->utime_ticks, 12u);
+  EXPECT_EQ(st->stime_ticks, 3u);
+  EXPECT_EQ(st->rss_pages, 250);
+}
+
 }  // namespace
 }  // namespace corral::agent

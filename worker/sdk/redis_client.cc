@@ -184,8 +184,11 @@ void RedisClient::Handshake(std::shared_ptr<RedisConnection> conn,
   if (commands.empty()) return BecomeUp(conn);
   progress->remaining = static_cast<int>(commands.size());
   const std::string where = conn->address().ToString();
-  for (auto& [args, label] : commands) {
+  for (auto& [args, label_ref] : commands) {
     bool is_role = args[0] == "ROLE";
+    // A copy: lambdas cannot capture structured bindings before clang 16
+    // (the fuzz build uses Debian's clang 14).
+    const std::string label = label_ref;
     conn->Send(args, [=](absl::StatusOr<RedisReply> r) {
       if (!r.ok()) {
         return step(absl::UnavailableError(
