@@ -282,11 +282,18 @@ class Agent:
         os.kill(self.host_pid, sig)
 
     def wait_exit(self, timeout):
+        """Waits for the agent to exit and for its last lines to be read: a
+        test that asks about events next sees every one it wrote."""
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise Timeout(f"agent still running {timeout}s later; last events:\n"
                           + self.tail()) from None
+        # Its stdout ends when the agent (and every worker sharing it) is
+        # gone; a paused log is not read, so do not wait for one.
+        if not self.log.paused:
+            self.log.eof.wait(5)
+        return code
 
     def host_pid_of(self, pid):
         """The host pid of a pid the agent reports (a namespace pid when it

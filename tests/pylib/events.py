@@ -64,6 +64,10 @@ class EventLog:
         t.start()
         return t
 
+    @property
+    def paused(self):
+        return not self._reading.is_set()
+
     def pause(self):
         """Stops reading (after the current line), so the writer's pipe fills."""
         self._reading.clear()
