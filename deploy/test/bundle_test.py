@@ -11,6 +11,9 @@ podman + runc:
   Distroless     FROM scratch: /corral and one static worker, nothing else
   Musl           FROM scratch: musl's libc and loader (Debian's `musl`) and a
                  worker linked against it, no glibc but the bundle's
+  Go             deploy/your-app/go: its main.go built on the host with
+                 Debian's Go (CGO_ENABLED=0), its Dockerfile's final stage
+                 on scratch (the build stage's golang image is not pullable)
 
 In each: the agent is PID 1 and runs from /corral (its own libc mapped); its
 workers map nothing of /corral and get the image's environment and no
@@ -339,6 +342,44 @@ class Node(BundleCase):
             run(["podman", "image", "unmount", self.image], check=False)
         env = dict(e.split("=", 1) for e in self.config.get("Env") or [])
         self.assertTrue(env["PATH"].startswith("/corral/bin:"), env["PATH"])
+
+
+class Go(BundleCase):
+    """deploy/your-app/go: main.go built on the host with Debian's Go (the
+    Dockerfile's build stage pulls golang, which this machine cannot), then
+    the Dockerfile itself with that stage swapped for the binary and
+    RUNTIME_IMAGE=scratch (distroless/static is scratch + /etc files)."""
+    GREETING = "hello from go worker"
+    WORKER_LIBC = None  # CGO_ENABLED=0: static, no loader
+
+    @classmethod
+    def make_image(cls):
+        if not shutil.which("go"):
+            raise unittest.SkipTest("go not installed (scripts/deps.sh: golang-go)")
+        src = os.path.join(REPO, "deploy/your-app/go")
+        ctx = os.path.join(S["work"], "go")
+        os.makedirs(ctx)
+        # The Dockerfile's command; offline (GOPROXY=off: stdlib only), caches in the temp dir.
+        env = dict(os.environ, CGO_ENABLED="0", GOPROXY="off", GOFLAGS="",
+                   GOCACHE=os.path.join(ctx, "gocache"), GOPATH=os.path.join(ctx, "gopath"))
+        p = subprocess.run(["go", "build", "-trimpath", "-o", os.path.join(ctx, "server"), "."],
+                           cwd=src, env=env, capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError(f"go build failed ({p.returncode}):\n{p.stdout}{p.stderr}")
+        headers = run(["readelf", "-l", os.path.join(ctx, "server")]).stdout
+        if "INTERP" in headers:
+            raise AssertionError("the Go server is not static (it names an ELF interpreter)")
+        dockerfile = read(os.path.join(src, "Dockerfile"))
+        swapped, n = re.subn(r"^FROM \$\{GO_IMAGE\} AS build\n(?:.+\n)*?\n",
+                             "FROM scratch AS build\nCOPY server /server\n\n", dockerfile,
+                             flags=re.M)
+        if n != 1:
+            raise AssertionError("deploy/your-app/go/Dockerfile: no `FROM ${GO_IMAGE} AS build` stage")
+        with open(os.path.join(ctx, "Containerfile"), "w") as f:
+            f.write(swapped)
+        version = run(["go", "version"]).stdout.strip()
+        note(f"Go: main.go built with {version} ({os.path.getsize(os.path.join(ctx, 'server')) / 1e6:.1f} MB, static)")
+        return build(ctx, f"{TAG}:go", build_args=["RUNTIME_IMAGE=scratch", f"CORRAL_BUNDLE={S['bundle']}"])
 
 
 def scratch_image(name, files, entry_cmd):
