@@ -14,6 +14,9 @@ podman + runc:
   Go             deploy/your-app/go: its main.go built on the host with
                  Debian's Go (CGO_ENABLED=0), its Dockerfile's final stage
                  on scratch (the build stage's golang image is not pullable)
+  Cpp            deploy/your-app/cpp: its Dockerfile's final stage on the
+                 Debian 12 base (apt-get of the SDK's runtime libraries) and
+                 corral-worker, the SDK's reference app, from the build tree
 
 In each: the agent is PID 1 and runs from /corral (its own libc mapped); its
 workers map nothing of /corral and get the image's environment and no
@@ -24,7 +27,8 @@ stop` drains (a slow in-flight request completes) and the container exits 0.
 Every image and container it creates is removed by id, also on failure.
 
   /usr/bin/python3 deploy/test/bundle_test.py [-v] [Class]
-      env CORRAL_AGENT, CORRALCTL (defaults under build/), CORRAL_KEEP_LOGS=DIR
+      env CORRAL_AGENT, CORRALCTL, CORRAL_SDK_APP (corral-worker) (defaults
+      under build/), CORRAL_KEEP_LOGS=DIR
 """
 
 import concurrent.futures
@@ -369,17 +373,45 @@ class Go(BundleCase):
         headers = run(["readelf", "-l", os.path.join(ctx, "server")]).stdout
         if "INTERP" in headers:
             raise AssertionError("the Go server is not static (it names an ELF interpreter)")
-        dockerfile = read(os.path.join(src, "Dockerfile"))
-        swapped, n = re.subn(r"^FROM \$\{GO_IMAGE\} AS build\n(?:.+\n)*?\n",
-                             "FROM scratch AS build\nCOPY server /server\n\n", dockerfile,
-                             flags=re.M)
-        if n != 1:
-            raise AssertionError("deploy/your-app/go/Dockerfile: no `FROM ${GO_IMAGE} AS build` stage")
-        with open(os.path.join(ctx, "Containerfile"), "w") as f:
-            f.write(swapped)
         version = run(["go", "version"]).stdout.strip()
         note(f"Go: main.go built with {version} ({os.path.getsize(os.path.join(ctx, 'server')) / 1e6:.1f} MB, static)")
-        return build(ctx, f"{TAG}:go", build_args=["RUNTIME_IMAGE=scratch", f"CORRAL_BUNDLE={S['bundle']}"])
+        return swapped_build_stage(os.path.join(src, "Dockerfile"), "GO_IMAGE", ctx, "go", "scratch")
+
+
+class Cpp(BundleCase):
+    """deploy/your-app/cpp: the SDK's reference app (corral-worker, from the
+    build tree) in the Dockerfile's final stage on the Debian 12 base, its
+    apt-get of the SDK's runtime libraries included (Debian's archive, as
+    base-rootfs.sh reaches it)."""
+    GREETING = "hello from corral-worker"
+    SLOW_PATH = "/heavy?n=1000000000"  # blocks its worker (corral-worker has no sleep)
+
+    @classmethod
+    def make_image(cls):
+        need_debian()
+        # Not $CORRAL_WORKER: container-test.sh points it at the test worker.
+        worker = os.environ.get("CORRAL_SDK_APP") or os.path.join(paths.BUILD_DIR, "worker/corral-worker")
+        if not os.path.exists(worker):
+            raise unittest.SkipTest(f"no {worker} (cmake --build build --target corral-worker)")
+        ctx = os.path.join(S["work"], "cpp")
+        os.makedirs(ctx)
+        shutil.copy(worker, os.path.join(ctx, "server"))
+        return swapped_build_stage(os.path.join(REPO, "deploy/your-app/cpp/Dockerfile"),
+                                   "BUILD_IMAGE", ctx, "cpp", S["debian"], timeout=600)
+
+
+def swapped_build_stage(dockerfile, image_arg, ctx, name, runtime, timeout=300):
+    """Builds `dockerfile` with its `FROM ${image_arg} AS build` stage
+    replaced by ctx/server (built on the host) and RUNTIME_IMAGE=runtime:
+    every other line is the file's own."""
+    swapped, n = re.subn(r"^FROM \$\{%s\} AS build\n(?:.+\n)*?\n" % image_arg,
+                         "FROM scratch AS build\nCOPY server /server\n\n", read(dockerfile), flags=re.M)
+    if n != 1:
+        raise AssertionError(f"{dockerfile}: no `FROM ${{{image_arg}}} AS build` stage")
+    with open(os.path.join(ctx, "Containerfile"), "w") as f:
+        f.write(swapped)
+    return build(ctx, f"{TAG}:{name}", timeout=timeout,
+                 build_args=[f"RUNTIME_IMAGE={runtime}", f"CORRAL_BUNDLE={S['bundle']}"])
 
 
 def scratch_image(name, files, entry_cmd):

@@ -8,7 +8,7 @@
 #   deploy/test/container-test.sh             (binaries from build/)
 #   CORRAL_AGENT=build/agent/corral-agent CORRAL_WORKER=build/worker/corral-worker \
 #     deploy/test/container-test.sh -v
-#   deploy/test/container-test.sh --bundle [-v] [Class]   the bundle in Debian, Node, Go,
+#   deploy/test/container-test.sh --bundle [-v] [Class]   the bundle in Debian, Node, Go, C++,
 #                                             distroless and musl images (bundle_test.py)
 #   deploy/test/container-test.sh --kube-play [-v]        podman kube play of the dev
 #                                             overlay (kube_play_test.py)
