@@ -374,8 +374,10 @@ class Go(BundleCase):
         if "INTERP" in headers:
             raise AssertionError("the Go server is not static (it names an ELF interpreter)")
         version = run(["go", "version"]).stdout.strip()
-        note(f"Go: main.go built with {version} ({os.path.getsize(os.path.join(ctx, 'server')) / 1e6:.1f} MB, static)")
-        return swapped_build_stage(os.path.join(src, "Dockerfile"), "GO_IMAGE", ctx, "go", "scratch")
+        size = os.path.getsize(os.path.join(ctx, "server")) / 1e6
+        note(f"Go: main.go built with {version} ({size:.1f} MB, static)")
+        return swapped_build_stage(os.path.join(src, "Dockerfile"), "GO_IMAGE", ctx, "go",
+                                   "scratch")
 
 
 class Cpp(BundleCase):
@@ -390,7 +392,8 @@ class Cpp(BundleCase):
     def make_image(cls):
         need_debian()
         # Not $CORRAL_WORKER: container-test.sh points it at the test worker.
-        worker = os.environ.get("CORRAL_SDK_APP") or os.path.join(paths.BUILD_DIR, "worker/corral-worker")
+        worker = (os.environ.get("CORRAL_SDK_APP") or
+                  os.path.join(paths.BUILD_DIR, "worker/corral-worker"))
         if not os.path.exists(worker):
             raise unittest.SkipTest(f"no {worker} (cmake --build build --target corral-worker)")
         ctx = os.path.join(S["work"], "cpp")
@@ -405,7 +408,8 @@ def swapped_build_stage(dockerfile, image_arg, ctx, name, runtime, timeout=300):
     replaced by ctx/server (built on the host) and RUNTIME_IMAGE=runtime:
     every other line is the file's own."""
     swapped, n = re.subn(r"^FROM \$\{%s\} AS build\n(?:.+\n)*?\n" % image_arg,
-                         "FROM scratch AS build\nCOPY server /server\n\n", read(dockerfile), flags=re.M)
+                         "FROM scratch AS build\nCOPY server /server\n\n", read(dockerfile),
+                         flags=re.M)
     if n != 1:
         raise AssertionError(f"{dockerfile}: no `FROM ${{{image_arg}}} AS build` stage")
     with open(os.path.join(ctx, "Containerfile"), "w") as f:
