@@ -16,6 +16,9 @@ packages=(
   # deploy tests: the bundle (patchelf), its musl and static workers, the
   # Debian base image (debootstrap), podman kube play (catatonit, python3-yaml)
   patchelf musl-tools debootstrap catatonit python3-yaml
+  # deploy.bundle's Go image: deploy/your-app/go/main.go built on the host
+  # (CGO_ENABLED=0, stdlib only, offline), as its Dockerfile's golang stage would
+  golang-go
 )
 
 missing=()

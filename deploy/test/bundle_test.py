@@ -11,6 +11,12 @@ podman + runc:
   Distroless     FROM scratch: /corral and one static worker, nothing else
   Musl           FROM scratch: musl's libc and loader (Debian's `musl`) and a
                  worker linked against it, no glibc but the bundle's
+  Go             deploy/your-app/go: its main.go built on the host with
+                 Debian's Go (CGO_ENABLED=0), its Dockerfile's final stage
+                 on scratch (the build stage's golang image is not pullable)
+  Cpp            deploy/your-app/cpp: its Dockerfile's final stage on the
+                 Debian 12 base (apt-get of the SDK's runtime libraries) and
+                 corral-worker, the SDK's reference app, from the build tree
 
 In each: the agent is PID 1 and runs from /corral (its own libc mapped); its
 workers map nothing of /corral and get the image's environment and no
@@ -21,7 +27,8 @@ stop` drains (a slow in-flight request completes) and the container exits 0.
 Every image and container it creates is removed by id, also on failure.
 
   /usr/bin/python3 deploy/test/bundle_test.py [-v] [Class]
-      env CORRAL_AGENT, CORRALCTL (defaults under build/), CORRAL_KEEP_LOGS=DIR
+      env CORRAL_AGENT, CORRALCTL, CORRAL_SDK_APP (corral-worker) (defaults
+      under build/), CORRAL_KEEP_LOGS=DIR
 """
 
 import concurrent.futures
@@ -339,6 +346,76 @@ class Node(BundleCase):
             run(["podman", "image", "unmount", self.image], check=False)
         env = dict(e.split("=", 1) for e in self.config.get("Env") or [])
         self.assertTrue(env["PATH"].startswith("/corral/bin:"), env["PATH"])
+
+
+class Go(BundleCase):
+    """deploy/your-app/go: main.go built on the host with Debian's Go (the
+    Dockerfile's build stage pulls golang, which this machine cannot), then
+    the Dockerfile itself with that stage swapped for the binary and
+    RUNTIME_IMAGE=scratch (distroless/static is scratch + /etc files)."""
+    GREETING = "hello from go worker"
+    WORKER_LIBC = None  # CGO_ENABLED=0: static, no loader
+
+    @classmethod
+    def make_image(cls):
+        if not shutil.which("go"):
+            raise unittest.SkipTest("go not installed (scripts/deps.sh: golang-go)")
+        src = os.path.join(REPO, "deploy/your-app/go")
+        ctx = os.path.join(S["work"], "go")
+        os.makedirs(ctx)
+        # The Dockerfile's command; offline (GOPROXY=off: stdlib only), caches in the temp dir.
+        env = dict(os.environ, CGO_ENABLED="0", GOPROXY="off", GOFLAGS="",
+                   GOCACHE=os.path.join(ctx, "gocache"), GOPATH=os.path.join(ctx, "gopath"))
+        p = subprocess.run(["go", "build", "-trimpath", "-o", os.path.join(ctx, "server"), "."],
+                           cwd=src, env=env, capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError(f"go build failed ({p.returncode}):\n{p.stdout}{p.stderr}")
+        headers = run(["readelf", "-l", os.path.join(ctx, "server")]).stdout
+        if "INTERP" in headers:
+            raise AssertionError("the Go server is not static (it names an ELF interpreter)")
+        version = run(["go", "version"]).stdout.strip()
+        size = os.path.getsize(os.path.join(ctx, "server")) / 1e6
+        note(f"Go: main.go built with {version} ({size:.1f} MB, static)")
+        return swapped_build_stage(os.path.join(src, "Dockerfile"), "GO_IMAGE", ctx, "go",
+                                   "scratch")
+
+
+class Cpp(BundleCase):
+    """deploy/your-app/cpp: the SDK's reference app (corral-worker, from the
+    build tree) in the Dockerfile's final stage on the Debian 12 base, its
+    apt-get of the SDK's runtime libraries included (Debian's archive, as
+    base-rootfs.sh reaches it)."""
+    GREETING = "hello from corral-worker"
+    SLOW_PATH = "/heavy?n=1000000000"  # blocks its worker (corral-worker has no sleep)
+
+    @classmethod
+    def make_image(cls):
+        need_debian()
+        # Not $CORRAL_WORKER: container-test.sh points it at the test worker.
+        worker = (os.environ.get("CORRAL_SDK_APP") or
+                  os.path.join(paths.BUILD_DIR, "worker/corral-worker"))
+        if not os.path.exists(worker):
+            raise unittest.SkipTest(f"no {worker} (cmake --build build --target corral-worker)")
+        ctx = os.path.join(S["work"], "cpp")
+        os.makedirs(ctx)
+        shutil.copy(worker, os.path.join(ctx, "server"))
+        return swapped_build_stage(os.path.join(REPO, "deploy/your-app/cpp/Dockerfile"),
+                                   "BUILD_IMAGE", ctx, "cpp", S["debian"], timeout=600)
+
+
+def swapped_build_stage(dockerfile, image_arg, ctx, name, runtime, timeout=300):
+    """Builds `dockerfile` with its `FROM ${image_arg} AS build` stage
+    replaced by ctx/server (built on the host) and RUNTIME_IMAGE=runtime:
+    every other line is the file's own."""
+    swapped, n = re.subn(r"^FROM \$\{%s\} AS build\n(?:.+\n)*?\n" % image_arg,
+                         "FROM scratch AS build\nCOPY server /server\n\n", read(dockerfile),
+                         flags=re.M)
+    if n != 1:
+        raise AssertionError(f"{dockerfile}: no `FROM ${{{image_arg}}} AS build` stage")
+    with open(os.path.join(ctx, "Containerfile"), "w") as f:
+        f.write(swapped)
+    return build(ctx, f"{TAG}:{name}", timeout=timeout,
+                 build_args=[f"RUNTIME_IMAGE={runtime}", f"CORRAL_BUNDLE={S['bundle']}"])
 
 
 def scratch_image(name, files, entry_cmd):

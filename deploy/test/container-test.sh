@@ -8,7 +8,7 @@
 #   deploy/test/container-test.sh             (binaries from build/)
 #   CORRAL_AGENT=build/agent/corral-agent CORRAL_WORKER=build/worker/corral-worker \
 #     deploy/test/container-test.sh -v
-#   deploy/test/container-test.sh --bundle [-v] [Class]   the bundle in Debian, Node,
+#   deploy/test/container-test.sh --bundle [-v] [Class]   the bundle in Debian, Node, Go, C++,
 #                                             distroless and musl images (bundle_test.py)
 #   deploy/test/container-test.sh --kube-play [-v]        podman kube play of the dev
 #                                             overlay (kube_play_test.py)
@@ -21,7 +21,7 @@ test_py=container_test.py
 packages=(podman runc python3-grpcio)
 case "${1:-}" in
   --bundle) test_py=bundle_test.py; shift
-            packages+=(patchelf musl-tools gcc libc6-dev debootstrap nodejs) ;;
+            packages+=(patchelf musl-tools gcc libc6-dev debootstrap nodejs golang-go) ;;
   --kube-play) test_py=kube_play_test.py; shift
                packages+=(catatonit python3-yaml) ;;
 esac

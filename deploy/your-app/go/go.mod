@@ -1,0 +1,3 @@
+module example.com/corral-go-app
+
+go 1.19
