@@ -103,12 +103,12 @@ std::string Frame(const corral::v1::GetStatusResponse& s, bool color) {
   for (const auto& w : s.workers()) {
     const std::string mem_bar =
         bound > 0 ? Bar(static_cast<double>(w.rss_bytes()) / bound, 12) : "";
-    table.AddRow(
-        {absl::StrCat(w.slot()), w.pid() ? absl::StrCat(w.pid()) : "-",
-         Colored(WorkerStateText(w), color), Bar(w.cpu_percent() / 100.0, 20),
-         absl::StrFormat("%5.1f%%", w.cpu_percent()), mem_bar,
-         FormatBytes(w.rss_bytes()), absl::StrCat(w.restarts()),
-         w.pid() ? Since(w.started_at()) : "-", WorkerNote(s, w)});
+    table.AddRow({absl::StrCat(w.slot()), w.pid() ? absl::StrCat(w.pid()) : "-",
+                  Colored(WorkerStateText(w), color),
+                  Bar(w.cpu_percent() / 100.0, 20),
+                  absl::StrFormat("%5.1f%%", w.cpu_percent()), mem_bar,
+                  FormatBytes(w.rss_bytes()), absl::StrCat(w.restarts()),
+                  w.pid() ? Since(w.started_at()) : "-", WorkerNote(s, w)});
   }
   std::string rows = table.Render();
   return out + rows;

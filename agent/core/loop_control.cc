@@ -102,28 +102,27 @@ absl::Status LoopControl::CheckWorker(int worker) const {
 
 absl::StatusOr<WorkerDetails> LoopControl::DescribeWorker(int worker) const {
   if (absl::Status s = CheckWorker(worker); !s.ok()) return s;
+  std::optional<WorkerView> current = CurrentView(worker);
+  if (!current) return NoSuchWorker(worker);
   AgentStatus status = Status();
-  // The slot's current process: during a rollout the candidate, else the
-  // one listed (as CurrentProcess picks).
-  const WorkerStatus* found = nullptr;
+  WorkerDetails details;
   for (const WorkerStatus& w : status.workers) {
-    if (w.view.slot != worker) continue;
-    if (found == nullptr || found->view.pid == 0 ||
-        (found->view.state == WorkerState::kStopping && w.view.pid != 0)) {
-      found = &w;
+    if (w.view.slot == worker && w.view.pid == current->pid &&
+        w.view.generation == current->generation) {
+      details.status = w;
+      break;
     }
   }
-  if (found == nullptr) return NoSuchWorker(worker);
-  WorkerDetails details;
-  if (found->view.pid != 0 && parts_.describe_process) {
-    details = parts_.describe_process(found->view.pid);
+  if (current->pid != 0 && parts_.describe_process) {
+    WorkerStatus found = std::move(details.status);
+    details = parts_.describe_process(current->pid);
+    details.status = std::move(found);
   }
-  details.status = *found;
-  details.command = status.command;
+  details.command = std::move(status.command);
   return details;
 }
 
-absl::StatusOr<pid_t> LoopControl::CurrentProcess(int worker) const {
+std::optional<WorkerView> LoopControl::CurrentView(int worker) const {
   // During a rollout the old process is STOPPING and the new one is not;
   // a slot being restarted has an entry with pid 0.
   std::optional<WorkerView> found;
@@ -134,6 +133,11 @@ absl::StatusOr<pid_t> LoopControl::CurrentProcess(int worker) const {
       found = w;
     }
   }
+  return found;
+}
+
+absl::StatusOr<pid_t> LoopControl::CurrentProcess(int worker) const {
+  std::optional<WorkerView> found = CurrentView(worker);
   if (!found) return NoSuchWorker(worker);
   if (found->pid == 0) return NoProcess(*found);
   return found->pid;

@@ -84,6 +84,9 @@ class LoopControl final : public AgentControl, private RolloutObserver {
   void OnAborted(const RolloutStep& step) override;
 
   // The process `worker` is served by now, to signal it.
+  // The slot's current process: during a rollout the replacement; pid 0
+  // while the slot has none. nullopt for a slot that is not listed.
+  std::optional<WorkerView> CurrentView(int worker) const;
   absl::StatusOr<pid_t> CurrentProcess(int worker) const;
   absl::Status NoSuchWorker(int worker) const;
   // Why a slot without a process cannot be signalled, and what brings it
