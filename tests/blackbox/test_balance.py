@@ -16,7 +16,7 @@ import subprocess
 import unittest
 
 from pylib import paths
-from pylib.http_client import LOST_IN_FLIGHT, OK, Connection, parse_identity
+from pylib.http_client import LOST_IN_FLIGHT, OK, Connection, get_once, parse_identity
 from pylib.load import LoadGenerator
 from pylib.procfs import accepted_peer_ports, proc_state
 from pylib.testcase import TestCase, note
@@ -26,22 +26,7 @@ from pylib.workers import ClosedPort
 
 def get_from(port, source, path="/"):
     """One request on a new connection bound to `source`; the identity."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10,
-                                  source_address=(source, 0)) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    return parse_identity(data.decode(errors="replace"))
-
-
-def wait_steered(agent, slots):
-    """Waits until the program steers to READY workers `slots` (comma
-    separated)."""
-    def steered():
-        last = agent.agent_events("balance_steering")
-        return bool(last) and last[-1]["slots"] == slots and last[-1]["ready"] is True
-    agent.wait_until(steered, 10, f"new connections steered to READY workers {slots}")
+    return parse_identity(get_once(port, path, source=source))
 
 
 class Balance(TestCase):
@@ -67,7 +52,7 @@ class Balance(TestCase):
         1024 split within max/min <= 1.25 except with p < 0.001."""
         agent = self.start_agent(["--workers=2", "--balance=reuseport"])
         agent.wait_ready(2)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         by_worker = self.spread(agent.port, 32)
         note(f"reuseport: 32 keep-alive connections per worker {dict(by_worker)}")
         # 8..24 of 32 holds with p > 0.99 for a fair coin; the shared queue
@@ -90,15 +75,10 @@ class Balance(TestCase):
         agent = self.start_agent(["--workers=2", "--balance=reuseport"],
                                  listen=["tcp://[::1]:0"])
         agent.wait_ready(2)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         by_worker = collections.Counter()
         for _ in range(256):
-            with socket.create_connection(("::1", agent.port), timeout=10) as s:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                data = b""
-                while chunk := s.recv(65536):
-                    data += chunk
-            by_worker[parse_identity(data.decode(errors="replace"))["worker"]] += 1
+            by_worker[parse_identity(get_once(agent.port, host="::1"))["worker"]] += 1
         note(f"reuseport over IPv6: 256 connections per worker {dict(by_worker)}")
         # A fair coin: 96..160 of 256 holds with p > 0.9999.
         self.assertTrue(all(96 <= by_worker[w] <= 160 for w in ("0", "1")), by_worker)
@@ -106,7 +86,7 @@ class Balance(TestCase):
     def test_source_ip_keeps_a_client_on_one_worker(self):
         agent = self.start_agent(["--workers=2", "--balance=source-ip"])
         agent.wait_ready(2)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         seen = {}
         for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
             seen[source] = {get_from(agent.port, source)["worker"] for _ in range(12)}
@@ -119,7 +99,7 @@ class Balance(TestCase):
     def test_sigkill_under_load_refuses_nothing(self):
         agent = self.start_agent(["--workers=2", "--balance=reuseport"])
         ready = agent.wait_ready(2)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         victim = ready[1]
         victim_host = agent.host_pid_of(victim)
         # A new connection per request, so the victim's queue gets some;
@@ -147,13 +127,13 @@ class Balance(TestCase):
     def test_scale_down_under_load_fails_nothing(self):
         agent = self.start_agent(["--workers=4", "--balance=reuseport", "--drain-delay=0s"])
         agent.wait_ready(4)
-        wait_steered(agent, "0,1,2,3")
+        agent.wait_steered("0,1,2,3")
         load = self.start_load(agent.port, threads=8, pace=0.002)
         load.wait_ok(200, 30)
         load.mark("scale 2")
         code, out, err = agent.ctl("scale", "2")
         self.assertEqual(code, 0, f"corralctl scale 2: {out}{err}")
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         agent.wait_event("worker_exited", count=2, timeout=20)
         agent.wait_event("balance_slot_closed", count=2, timeout=10)
         load.wait_ok(200, 30)
@@ -172,7 +152,7 @@ class Balance(TestCase):
         agent = self.start_agent(["--workers=2", "--balance=reuseport", "--drain-delay=0s",
                                   "--stop-timeout=10s"], command=[worker], env=no_redis)
         agent.wait_ready(2, 20)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         load = self.start_load(agent.port, threads=24, keep_alive=True,
                                pace=lambda tid: 0.3 if tid % 3 == 0 else 0)
         load.wait_ok(300, 30)

@@ -22,7 +22,7 @@ import unittest
 
 from pylib import paths
 from pylib.agent import Agent
-from pylib.http_client import Connection, parse_identity
+from pylib.http_client import Connection, get_once, parse_identity
 from pylib.testcase import TestCase, note
 from pylib.workers import ClosedPort
 
@@ -43,21 +43,7 @@ def worker_of(body):
 
 def worker_over_ipv6(port):
     """One request on a new connection to [::1]:port; the worker id."""
-    with socket.create_connection(("::1", port), timeout=10) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    return worker_of(data.decode(errors="replace"))
-
-
-def wait_steered(agent, slots):
-    """Waits until new connections go to READY workers `slots` (comma
-    separated)."""
-    def steered():
-        last = agent.agent_events("balance_steering")
-        return bool(last) and last[-1]["slots"] == slots and last[-1]["ready"] is True
-    agent.wait_until(steered, 10, f"new connections steered to READY workers {slots}")
+    return worker_of(get_once(port, host="::1"))
 
 
 class RoundRobin(TestCase):
@@ -105,7 +91,7 @@ class RoundRobin(TestCase):
     def test_32_keep_alive_connections_split_exactly_16_16(self):
         agent = self.start_round_robin(["--workers=2"])
         agent.wait_ready(2)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         by_worker = self.spread(agent.port, 32)
         note(f"round-robin: 32 keep-alive connections per worker {dict(by_worker)}")
         # In turn, wherever the counter stood: exact, not a coin toss
@@ -119,7 +105,7 @@ class RoundRobin(TestCase):
             self.skipTest(f"no IPv6 loopback: {e}")
         agent = self.start_round_robin(["--workers=3"], listen=("tcp://[::1]:0",))
         agent.wait_ready(3)
-        wait_steered(agent, "0,1,2")
+        agent.wait_steered("0,1,2")
         by_worker = collections.Counter()
         for _ in range(30):
             by_worker[worker_over_ipv6(agent.port)] += 1
@@ -136,7 +122,7 @@ class RoundRobin(TestCase):
         self.assertEqual(mode["requested"], "auto")
         self.assertIn("eBPF", mode["reason"])
         agent.wait_ready(2)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         self.assertEqual(self.spread(agent.port, 8), {"0": 4, "1": 4})
 
     def test_reload_under_keep_alive_load_fails_nothing(self):
@@ -144,7 +130,7 @@ class RoundRobin(TestCase):
         agent = self.start_round_robin(["--workers=2", "--drain-delay=0s", "--stop-timeout=10s"],
                                        command=command, env=env)
         agent.wait_ready(2, 20)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         load = self.start_load(agent.port, threads=24, keep_alive=True,
                                pace=lambda tid: 0.3 if tid % 3 == 0 else 0)
         load.wait_ok(300, 30)
@@ -156,7 +142,7 @@ class RoundRobin(TestCase):
         results = load.stop()
         self.assertNoFailedRequests(results, agent.tail(), load=load)
         # The replacements inherited the slots' sockets: still in turn.
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         self.assertEqual(self.spread(agent.port, 32), {"0": 16, "1": 16})
 
     def test_scale_2_1_2_under_keep_alive_load_fails_nothing(self):
@@ -164,14 +150,14 @@ class RoundRobin(TestCase):
         agent = self.start_round_robin(["--workers=2", "--drain-delay=0s", "--stop-timeout=10s"],
                                        command=command, env=env)
         agent.wait_ready(2, 20)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         load = self.start_load(agent.port, threads=16, keep_alive=True,
                                pace=lambda tid: 0.2 if tid % 2 == 0 else 0.002)
         load.wait_ok(300, 30)
         load.mark("scale 1")
         code, out, err = agent.ctl("scale", "1")
         self.assertEqual(code, 0, f"corralctl scale 1: {out}{err}")
-        wait_steered(agent, "0")
+        agent.wait_steered("0")
         # Steered away first: no new connection reaches slot 1 while it drains.
         self.assertEqual(self.spread(agent.port, 8), {"0": 8})
         agent.wait_event("worker_exited", worker=1, timeout=20)
@@ -180,7 +166,7 @@ class RoundRobin(TestCase):
         load.mark("scale 2")
         code, out, err = agent.ctl("scale", "2")
         self.assertEqual(code, 0, f"corralctl scale 2: {out}{err}")
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         # Both in turn again; a load thread reconnecting in between takes a
         # turn too, so up to one off.
         by_worker = self.spread(agent.port, 8)
@@ -214,7 +200,7 @@ class RoundRobin(TestCase):
         note(f"auto as nobody with CAP_BPF: {mode['msg']}")
         self.assertEqual((mode["mode"], mode["requested"]), ("round-robin", "auto"))
         agent.wait_ready(2)
-        wait_steered(agent, "0,1")
+        agent.wait_steered("0,1")
         self.assertEqual(self.spread(agent.port, 32), {"0": 16, "1": 16})
 
     def test_refused_auto_falls_back_to_reuseport_and_says_why(self):
@@ -225,7 +211,7 @@ class RoundRobin(TestCase):
         self.assertEqual((mode["mode"], mode["requested"]), ("reuseport", "auto"))
         self.assertIn("CAP_BPF", mode["reason"])
         agent.wait_ready(2)
-        wait_steered(agent, "0,1")  # the classic program took over
+        agent.wait_steered("0,1")  # the classic program took over
         self.assertEqual(sum(self.spread(agent.port, 8).values()), 8)
 
 

@@ -319,6 +319,14 @@ class Agent:
     def ready_workers(self):
         return self.log.ready_workers()
 
+    def wait_steered(self, slots, timeout=10):
+        """Waits until new connections go to READY workers `slots` (comma
+        separated), as the last balance_steering event says."""
+        def steered():
+            last = self.agent_events("balance_steering")
+            return bool(last) and last[-1]["slots"] == slots and last[-1]["ready"] is True
+        self.wait_until(steered, timeout, f"new connections steered to READY workers {slots}")
+
     def wait_event(self, name, timeout=10, count=1, after=-1, **fields):
         return self.log.wait_event(name, timeout, count, after, **fields)
 

@@ -273,6 +273,19 @@ def request(port, path, method="GET", headers=None, timeout=5.0, unix_path=None,
         conn.close()
 
 
+def get_once(port, path="/", host="127.0.0.1", source=None, timeout=10):
+    """GET on a new connection (to `host`, from `source` when given) that
+    closes after the answer; the whole response as text. For tests of
+    which worker a new connection reaches."""
+    with socket.create_connection((host, port), timeout=timeout,
+                                  source_address=(source, 0) if source else None) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data.decode(errors="replace")
+
+
 def http_get(port, path, timeout=5.0, unix_path=None):
     """GET on a new connection: (status, body text)."""
     r = request(port, path, timeout=timeout, unix_path=unix_path)
