@@ -400,6 +400,12 @@ class CorralStore extends Store {
   // Closes the Redis connection (call it from corral.onShutdown).
   async close() {
     if (!this.client.isOpen) return;
+    // While Redis is away the client is reconnecting: a graceful close would
+    // wait for a connection that may never come, so drop it at once.
+    if (!this.client.isReady) {
+      this.client.destroy();
+      return;
+    }
     await (typeof this.client.close === 'function' ? this.client.close() : this.client.quit());
   }
 }

@@ -118,6 +118,19 @@ test('Redis down: 503 with the reason; back up: sessions work again', async (t) 
     'sessions to work again after Redis is back');
 });
 
+test('close() while Redis is down returns at once (a graceful close would wait for a reconnect)', async (t) => {
+  const redis = await startRedis(t);
+  const store = storeFor(t, redis);
+  await waitFor(() => store.up, 5000, 'the store to connect');
+  await redis.kill();
+  await waitFor(() => !store.up, 5000, 'the store to see Redis down');
+  let timer;
+  const late = new Promise((resolve) => { timer = setTimeout(() => resolve('still waiting'), 3000); });
+  const result = await Promise.race([store.close().then(() => 'closed'), late]);
+  clearTimeout(timer);
+  assert.equal(result, 'closed');
+});
+
 test('two requests changing different fields of one session lose nothing; a logout is not undone', async (t) => {
   const redis = await startRedis(t);
   const raw = await rawClient(t, redis.url);
