@@ -218,7 +218,9 @@ void RedisClient::BecomeUp(std::shared_ptr<RedisConnection> conn) {
   });
   SetState(State::kUp, conn_->address().ToString());
   std::deque<Waiting> waiting = std::exchange(waiting_, {});
-  for (Waiting& w : waiting) Command(w.args, std::move(w.cb));
+  for (Waiting& w : waiting) {
+    Submit(std::move(w.commands), w.pipeline, std::move(w.cb));
+  }
 }
 
 void RedisClient::AttemptFailed(const absl::Status& why) {
@@ -262,6 +264,17 @@ void RedisClient::FailWaiting(const absl::Status& why) {
 
 void RedisClient::Command(const std::vector<std::string>& args,
                           RedisCallback cb) {
+  RedisCommands command;
+  command.Add(args);
+  Submit(std::move(command), /*pipeline=*/false, std::move(cb));
+}
+
+void RedisClient::Pipeline(RedisCommands commands, RedisCallback cb) {
+  Submit(std::move(commands), /*pipeline=*/true, std::move(cb));
+}
+
+void RedisClient::Submit(RedisCommands commands, bool pipeline,
+                         RedisCallback cb) {
   if (state_ == State::kUp && conn_ && !conn_->connected()) {
     // It died a moment ago and the news is still queued on the loop.
     Lost(absl::UnavailableError(absl::StrCat(
@@ -269,8 +282,8 @@ void RedisClient::Command(const std::vector<std::string>& args,
   }
   if (state_ == State::kUp && conn_) {
     std::weak_ptr<RedisConnection> weak = conn_;
-    conn_->Send(args, [weak, live = Guard(attempt_), this,
-                       cb = std::move(cb)](absl::StatusOr<RedisReply> r) {
+    auto reply = [weak, live = Guard(attempt_), this,
+                  cb = std::move(cb)](absl::StatusOr<RedisReply> r) {
       // READONLY: the server became a replica under us (failover). Drop it
       // and resolve the master again.
       if (!r.ok() && IsRoleChangeError(r.status()) && live()) {
@@ -280,11 +293,17 @@ void RedisClient::Command(const std::vector<std::string>& args,
         }
       }
       cb(std::move(r));
-    });
+    };
+    if (pipeline) {
+      conn_->SendPipeline(commands, std::move(reply));
+    } else {
+      conn_->SendFormatted(commands, std::move(reply));
+    }
     return;
   }
   if (state_ == State::kConnecting && waiting_.size() < kMaxWaiting) {
-    waiting_.push_back({args, std::move(cb)});
+    waiting_.push_back(
+        {std::move(commands), pipeline, std::move(cb)});
     return;
   }
   absl::Status s = absl::UnavailableError(

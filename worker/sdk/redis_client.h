@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "worker/sdk/redis_config.h"
@@ -47,6 +48,10 @@ class RedisClient {
 
   // `args` is read at once (copied only while the connection is being made).
   void Command(const std::vector<std::string>& args, RedisCallback cb);
+  // `commands` back to back, one reply: an array of theirs (not atomic;
+  // RedisConnection::SendPipeline). Waits for a connection, or fails, as a
+  // whole.
+  void Pipeline(RedisCommands commands, RedisCallback cb);
 
   void OnStateChange(StateListener listener);
   State state() const { return state_; }
@@ -61,9 +66,11 @@ class RedisClient {
 
  private:
   struct Waiting {
-    std::vector<std::string> args;
+    RedisCommands commands;
+    bool pipeline = false;  // else commands holds one command
     RedisCallback cb;
   };
+  void Submit(RedisCommands commands, bool pipeline, RedisCallback cb);
 
   void Attempt();
   void AskSentinel(size_t index, std::string errors);

@@ -63,31 +63,17 @@ RedisReply Convert(const redisReply* r) {
   return out;
 }
 
-// RESP, as hiredis would write it: "*<n>\r\n", then "$<len>\r\n<arg>\r\n"
-// per argument. hiredis formats through sdscatfmt, one call per argument:
-// about a tenth of a session request's CPU in the worker.
-std::string FormatCommand(const std::vector<std::string>& args) {
-  // A header is at most 23 bytes: a type byte, 20 digits, CRLF.
-  size_t size = 24;
-  for (const std::string& a : args) size += a.size() + 24;
-  std::string out(size, '\0');
-  char* p = out.data();
-  char* const end = p + size;
-  auto put_header = [&](char kind, size_t n) {
-    *p++ = kind;
-    p = std::to_chars(p, end, n).ptr;
-    *p++ = '\r';
-    *p++ = '\n';
-  };
-  put_header('*', args.size());
-  for (const std::string& a : args) {
-    put_header('$', a.size());
-    std::memcpy(p, a.data(), a.size());
-    p += a.size();
-    *p++ = '\r';
-    *p++ = '\n';
+// A pipeline's replies as one array; a transient error in any of them
+// (READONLY after a failover...) as that error, like a single command's.
+absl::StatusOr<RedisReply> PipelineResult(std::vector<RedisReply> parts) {
+  for (const RedisReply& part : parts) {
+    if (part.type != RedisReply::Type::kError) continue;
+    absl::Status s = ErrorReplyStatus(part.str);
+    if (absl::IsUnavailable(s)) return s;
   }
-  out.resize(p - out.data());
+  RedisReply out;
+  out.type = RedisReply::Type::kArray;
+  out.elements = std::move(parts);
   return out;
 }
 
@@ -99,9 +85,58 @@ bool IsRoleChangeError(const absl::Status& status) {
           absl::StartsWith(status.message(), "redis: MASTERDOWN"));
 }
 
+RedisCommands::RedisCommands(
+    std::initializer_list<std::initializer_list<absl::string_view>> commands) {
+  for (const auto& args : commands) Format(args);
+}
+
+void RedisCommands::Add(std::initializer_list<absl::string_view> args) {
+  Format(args);
+}
+
+void RedisCommands::Add(const std::vector<std::string>& args) { Format(args); }
+
+absl::string_view RedisCommands::command(size_t i) const {
+  const size_t begin = i == 0 ? 0 : ends_[i - 1];
+  return absl::string_view(resp_).substr(begin, ends_[i] - begin);
+}
+
+// RESP, as hiredis would write it: "*<n>\r\n", then "$<len>\r\n<arg>\r\n"
+// per argument. hiredis formats through sdscatfmt, one call per argument:
+// about a tenth of a session request's CPU in the worker.
+template <typename Args>
+void RedisCommands::Format(const Args& args) {
+  // A header is at most 23 bytes: a type byte, 20 digits, CRLF.
+  size_t size = 24;
+  for (const auto& a : args) size += a.size() + 24;
+  const size_t start = resp_.size();
+  resp_.resize(start + size);
+  char* p = resp_.data() + start;
+  char* const end = p + size;
+  auto put_header = [&](char kind, size_t n) {
+    *p++ = kind;
+    p = std::to_chars(p, end, n).ptr;
+    *p++ = '\r';
+    *p++ = '\n';
+  };
+  put_header('*', args.size());
+  for (const auto& a : args) {
+    put_header('$', a.size());
+    std::memcpy(p, a.data(), a.size());
+    p += a.size();
+    *p++ = '\r';
+    *p++ = '\n';
+  }
+  resp_.resize(p - resp_.data());
+  ends_.push_back(resp_.size());
+}
+
 struct RedisConnection::Pending {
   RedisConnection* conn;
   RedisCallback cb;
+  // A pipeline: the replies before the last one.
+  bool pipeline = false;
+  std::vector<RedisReply> parts;
 };
 
 std::shared_ptr<RedisConnection> RedisConnection::Create(
@@ -224,8 +259,10 @@ void RedisConnection::OnReply(redisAsyncContext* ac, void* reply,
                  : absl::UnavailableError(absl::StrCat(
                        "connection to redis at ", self->address_.ToString(),
                        " lost", ac->errstr[0] ? ": " : "", ac->errstr));
+  } else if (auto* r = static_cast<redisReply*>(reply); p->pipeline) {
+    p->parts.push_back(Convert(r));
+    result = PipelineResult(std::move(p->parts));
   } else {
-    auto* r = static_cast<redisReply*>(reply);
     result = r->type == REDIS_REPLY_ERROR
                  ? absl::StatusOr<RedisReply>(
                        ErrorReplyStatus(absl::string_view(r->str, r->len)))
@@ -236,18 +273,61 @@ void RedisConnection::OnReply(redisAsyncContext* ac, void* reply,
   });
 }
 
+void RedisConnection::OnPart(redisAsyncContext*, void* reply,
+                             void* privdata) {
+  auto* p = static_cast<Pending*>(privdata);
+  if (reply != nullptr) {
+    p->parts.push_back(Convert(static_cast<redisReply*>(reply)));
+  }
+}
+
+bool RedisConnection::Append(absl::string_view command,
+                             void (*fn)(redisAsyncContext*, void*, void*),
+                             void* privdata) {
+  return redisAsyncFormattedCommand(ac_, fn, privdata, command.data(),
+                                    command.size()) == REDIS_OK;
+}
+
 void RedisConnection::Send(const std::vector<std::string>& args,
                            RedisCallback cb) {
+  RedisCommands command;
+  command.Add(args);
+  Enqueue(command, std::move(cb), /*pipeline=*/false);
+}
+
+void RedisConnection::SendFormatted(const RedisCommands& command,
+                                    RedisCallback cb) {
+  Enqueue(command, std::move(cb), /*pipeline=*/false);
+}
+
+void RedisConnection::SendPipeline(const RedisCommands& commands,
+                                   RedisCallback cb) {
+  Enqueue(commands, std::move(cb), /*pipeline=*/true);
+}
+
+void RedisConnection::Enqueue(const RedisCommands& commands, RedisCallback cb,
+                              bool pipeline) {
   if (ac_ == nullptr || !connected_) {
     absl::Status s = absl::UnavailableError(
         absl::StrCat("not connected to redis at ", address_.ToString()));
     Post([cb = std::move(cb), s] { cb(s); });
     return;
   }
-  const std::string command = FormatCommand(args);
-  auto* p = new Pending{this, std::move(cb)};
-  if (redisAsyncFormattedCommand(ac_, &RedisConnection::OnReply, p,
-                                 command.data(), command.size()) != REDIS_OK) {
+  auto* p = new Pending{this, std::move(cb), pipeline, {}};
+  if (pipeline) p->parts.reserve(commands.size());
+  // One callback per reply, in order: hiredis pairs them by position. The
+  // loop is single-threaded, so nothing else is appended in between; only
+  // the last reply owns `p`.
+  bool ok = true;
+  for (size_t i = 0; ok && i < commands.size(); ++i) {
+    const bool last = i + 1 == commands.size();
+    ok = Append(commands.command(i),
+                last ? &RedisConnection::OnReply : &RedisConnection::OnPart,
+                p);
+  }
+  if (!ok) {
+    // hiredis refuses only a context being torn down, and then from the
+    // first Append on: nothing was queued that could still reach `p`.
     absl::Status s = absl::UnavailableError("redis connection is closing");
     Post([cb = std::move(p->cb), s] { cb(s); });
     delete p;

@@ -12,11 +12,15 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
@@ -41,6 +45,28 @@ struct RedisReply {
 };
 
 using RedisCallback = std::function<void(absl::StatusOr<RedisReply>)>;
+
+// Commands as they go on the wire (RESP), formatted once when added, and
+// where each ends. Arguments are binary-safe and copied only into `resp`.
+class RedisCommands {
+ public:
+  RedisCommands() = default;
+  RedisCommands(std::initializer_list<std::initializer_list<absl::string_view>>
+                    commands);
+  void Add(std::initializer_list<absl::string_view> args);
+  void Add(const std::vector<std::string>& args);
+
+  size_t size() const { return ends_.size(); }
+  // The i-th command's bytes.
+  absl::string_view command(size_t i) const;
+
+ private:
+  template <typename Args>
+  void Format(const Args& args);
+
+  std::string resp_;
+  absl::InlinedVector<size_t, 4> ends_;
+};
 
 // True for the error replies that say "this server cannot take writes now"
 // (READONLY after a failover, MASTERDOWN...): reconnect and re-resolve.
@@ -68,6 +94,14 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   // Not connected: `cb` gets Unavailable.
   void Send(const std::vector<std::string>& args, RedisCallback cb);
 
+  // Sends `commands` back to back (nothing of ours comes between them, but
+  // other clients' commands may: not a transaction). `cb` gets one array
+  // with each command's reply, a command's error as a kError element; a
+  // transient error (READONLY, LOADING...) in any of them as a Status.
+  void SendPipeline(const RedisCommands& commands, RedisCallback cb);
+  // One command already formatted (commands.size() == 1), as Send.
+  void SendFormatted(const RedisCommands& command, RedisCallback cb);
+
   // Ends the connection; commands without a reply get Unavailable(`why`).
   void Close(const absl::Status& why);
 
@@ -82,7 +116,14 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   static void OnConnect(const redisAsyncContext* ac, int status);
   static void OnDisconnect(const redisAsyncContext* ac, int status);
   static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
+  // A pipeline's replies but the last, kept in the Pending it points to.
+  static void OnPart(redisAsyncContext* ac, void* reply, void* privdata);
 
+  // SendFormatted (one command) and SendPipeline.
+  void Enqueue(const RedisCommands& commands, RedisCallback cb, bool pipeline);
+  // Appends one formatted command; false when hiredis refuses (closing).
+  bool Append(absl::string_view command,
+              void (*fn)(redisAsyncContext*, void*, void*), void* privdata);
   void Detach();
   void ArmDeadline();
   void OnDeadline();

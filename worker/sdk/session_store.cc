@@ -21,30 +21,29 @@
 namespace corral::worker {
 namespace {
 
-// Each script reads the clock of Redis (TIME), so workers with skewed clocks
-// agree on expiry. Redis 7 replicates scripts by effect, so TIME before a
-// write is allowed. A reply of `false` reaches us as nil: no such session.
-
-// KEYS[1] session; ARGV[1] idle seconds.
-constexpr char kTouchScript[] = R"lua(
-local exp = redis.call('HGET', KEYS[1], '_expires')
-if not exp then return false end
-local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
-if left <= 0 then redis.call('DEL', KEYS[1]) return false end
-redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
-return redis.call('HGETALL', KEYS[1])
-)lua";
-
-// KEYS[1] session; ARGV[1] idle seconds, ARGV[2] field, ARGV[3] delta.
-constexpr char kIncrementScript[] = R"lua(
-local exp = redis.call('HGET', KEYS[1], '_expires')
-if not exp then return false end
-local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
-if left <= 0 then redis.call('DEL', KEYS[1]) return false end
-local v = redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
-redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
-return {v, tonumber(exp)}
-)lua";
+// Load and Increment, the two a busy site runs on every request, are
+// pipelines of plain commands; the rest are Lua scripts. Redis spends about
+// 5 us entering a script and 1.5-2 us per redis.call in it: the increment
+// script cost 11-14 us of Redis CPU, its commands in a pipeline 4-5 us
+// (docs/sessions.md has the figures). A pipeline cannot branch and other
+// clients' commands may run between its commands, so its rules are kept
+// this way (each holds whatever runs in between):
+//   - a hash without `_expires`, or whose `_expires` has passed, is no
+//     session, for every reader (these, the scripts, the Node store);
+//   - HINCRBY on an ended session re-creates its key with only that field:
+//     the HGET after it shows no `_expires`, so the request gets a new
+//     session and the worker deletes the stray key (it expires anyway:
+//     EXPIRE or the end of the idle timeout);
+//   - EXPIRE renews the idle timeout, at most every kRefreshFraction of it
+//     per worker and session (a write every request would cost Redis, its
+//     replicas and its AOF for no gain);
+//   - near the session's absolute end (within twice the idle timeout, by
+//     this worker's clock: slack for clock skew) every EXPIRE is followed
+//     by EXPIREAT `_expires`, and the caller is answered after that one, so
+//     Redis ends the key at its absolute end, on Redis' clock.
+// The scripts read Redis' clock (TIME); Redis 7 replicates scripts by
+// effect, so TIME before a write is allowed. A script's `false` reaches us
+// as nil: no such session.
 
 // KEYS[1] session; ARGV[1] idle seconds, ARGV[2] absolute seconds,
 // ARGV[3..] field, value pairs. 0 when the key exists (an id collision).
@@ -72,8 +71,13 @@ return 1
 // How often to draw a new id when one is taken (2^-256 odds: never).
 constexpr int kCreateTries = 3;
 
-// Ids whose key KeyFor keeps (about 200 bytes each).
+// Ids whose key and last refresh are kept (about 200 bytes each).
 constexpr size_t kKeyCacheSize = 4096;
+
+// A worker renews a session's idle timeout at most every 1/64 of it (at
+// most every minute): a session may end that much early (28 s of 30 min).
+constexpr int kRefreshFraction = 64;
+constexpr absl::Duration kMaxRefreshInterval = absl::Minutes(1);
 
 std::string Seconds(absl::Duration d) {
   return std::to_string(std::max<int64_t>(1, absl::ToInt64Seconds(d)));
@@ -118,6 +122,12 @@ Session ToSession(std::string id, const RedisReply& all) {
     }
   }
   return s;
+}
+
+// An element of a pipeline's reply as a Status: a command's error.
+absl::Status ElementStatus(const RedisReply& e) {
+  if (e.type != RedisReply::Type::kError) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("redis: ", e.str));
 }
 
 std::string DefaultPrefix(const SessionOptions& o) {
@@ -210,6 +220,8 @@ SessionStore::SessionStore(RedisClient& redis, SessionOptions options)
       options_(std::move(options)),
       idle_seconds_(Seconds(options_.idle_timeout)),
       absolute_seconds_(Seconds(options_.absolute_timeout)),
+      refresh_interval_(std::min(options_.idle_timeout / kRefreshFraction,
+                                 kMaxRefreshInterval)),
       options_error_(ValidateSessionOptions(options_)) {
   if (options_.format == SessionFormat::kConnectRedis) {
     connect_redis_ = std::make_unique<ConnectRedisSessions>(
@@ -258,13 +270,25 @@ const std::string& SessionStore::ScriptSha(const char* script) {
 
 std::string SessionStore::KeyFor(absl::string_view id) const {
   if (connect_redis_) return connect_redis_->KeyFor(id);
-  if (auto it = key_cache_.find(std::string(id)); it != key_cache_.end()) {
+  return Known(id).key;
+}
+
+SessionStore::KnownId& SessionStore::Known(absl::string_view id) const {
+  if (auto it = known_.find(std::string(id)); it != known_.end()) {
     return it->second;
   }
-  if (key_cache_.size() >= kKeyCacheSize) key_cache_.clear();
-  std::string key = absl::StrCat(DefaultPrefix(options_), Sha256Hex(id));
-  key_cache_.emplace(std::string(id), key);
-  return key;
+  if (known_.size() >= kKeyCacheSize) known_.clear();
+  return known_
+      .emplace(std::string(id),
+               KnownId{absl::StrCat(DefaultPrefix(options_), Sha256Hex(id))})
+      .first->second;
+}
+
+bool SessionStore::ShouldRefresh(KnownId& known) {
+  const absl::Time now = absl::Now();
+  if (now - known.refreshed < refresh_interval_) return false;
+  known.refreshed = now;
+  return true;
 }
 
 std::string SessionStore::CookieValue(absl::string_view id) const {
@@ -328,15 +352,53 @@ void SessionStore::Load(absl::string_view cookie, Callback<Session> cb_in,
   }
   if (absl::Status s = CheckFields(initial); !s.ok()) return cb(s);
   if (!id) return Create(std::move(initial), kCreateTries, std::move(cb));
-  Eval(kTouchScript, {"EVALSHA", "", "1", KeyFor(*id), idle_seconds_},
-       [this, id = *id, cb = std::move(cb),
-        initial = std::move(initial)](absl::StatusOr<RedisReply> r) mutable {
-         if (!r.ok()) return cb(r.status());
-         if (r->is_nil()) {
-           return Create(std::move(initial), kCreateTries, std::move(cb));
-         }
-         cb(ToSession(std::move(id), *r));
-       });
+  KnownId& known = Known(*id);
+  const bool refresh = ShouldRefresh(known);
+  RedisCommands commands{{"HGETALL", known.key}};
+  // EXPIRE on a missing key does nothing: a touch brings nothing back.
+  if (refresh) commands.Add({"EXPIRE", known.key, idle_seconds_});
+  redis_.Pipeline(
+      std::move(commands),
+      [this, id = *id, key = known.key, refresh, cb = std::move(cb),
+       initial = std::move(initial)](absl::StatusOr<RedisReply> r) mutable {
+        if (!r.ok()) return cb(r.status());
+        if (r->elements.size() != (refresh ? 2 : 1)) {
+          return cb(absl::InternalError("redis: bad reply to a session load"));
+        }
+        if (absl::Status s = ElementStatus(r->elements[0]); !s.ok()) {
+          return cb(s);
+        }
+        Session s = ToSession(std::move(id), r->elements[0]);
+        const int64_t expires_unix = s.expires_unix;
+        Settle(key, expires_unix, refresh,
+               [this, s = std::move(s), cb = std::move(cb),
+                initial = std::move(initial)](bool alive) mutable {
+                 if (!alive) {
+                   return Create(std::move(initial), kCreateTries,
+                                 std::move(cb));
+                 }
+                 cb(std::move(s));
+               });
+      });
+}
+
+template <typename Then>
+void SessionStore::Settle(const std::string& key, int64_t expires_unix,
+                          bool refreshed, Then then) {
+  const int64_t left = expires_unix - absl::ToUnixSeconds(absl::Now());
+  if (expires_unix == 0 || left <= 0) {
+    // Ended, or a key an increment re-created: never a session again.
+    redis_.Command({"DEL", key}, [](absl::StatusOr<RedisReply>) {});
+    return then(false);
+  }
+  if (refreshed && left < 2 * absl::ToInt64Seconds(options_.idle_timeout)) {
+    redis_.Command({"EXPIREAT", key, std::to_string(expires_unix)},
+                   [then = std::move(then)](absl::StatusOr<RedisReply>) mutable {
+                     then(true);
+                   });
+    return;
+  }
+  then(true);
 }
 
 void SessionStore::Create(SessionFields initial, int tries,
@@ -386,19 +448,32 @@ void SessionStore::Increment(absl::string_view cookie, std::string field,
            });
   };
   if (!id) return create(std::move(cb));
-  Eval(kIncrementScript,
-       {"EVALSHA", "", "1", KeyFor(*id), idle_seconds_, field,
-        std::to_string(delta)},
-       [id = *id, create,
-        cb = std::move(cb)](absl::StatusOr<RedisReply> r) mutable {
-         if (!r.ok()) return cb(r.status());
-         if (r->is_nil()) return create(std::move(cb));
-         if (r->elements.size() != 2) {
-           return cb(absl::InternalError("bad increment reply"));
-         }
-         cb(SessionCounter{id, false, IntOf(r->elements[0]),
-                           IntOf(r->elements[1])});
-       });
+  KnownId& known = Known(*id);
+  const bool refresh = ShouldRefresh(known);
+  RedisCommands commands{{"HINCRBY", known.key, field, std::to_string(delta)},
+                         {"HGET", known.key, "_expires"}};
+  if (refresh) commands.Add({"EXPIRE", known.key, idle_seconds_});
+  redis_.Pipeline(
+      std::move(commands),
+      [this, id = *id, key = known.key, refresh, create,
+       cb = std::move(cb)](absl::StatusOr<RedisReply> r) mutable {
+        if (!r.ok()) return cb(r.status());
+        if (r->elements.size() != (refresh ? 3 : 2)) {
+          return cb(absl::InternalError("redis: bad reply to an increment"));
+        }
+        const RedisReply& expires = r->elements[1];
+        const int64_t expires_unix = expires.is_nil() ? 0 : IntOf(expires);
+        absl::Status status = ElementStatus(r->elements[0]);
+        SessionCounter counter{std::move(id), false, IntOf(r->elements[0]),
+                               expires_unix};
+        Settle(key, expires_unix, refresh,
+               [create, status, counter = std::move(counter),
+                cb = std::move(cb)](bool alive) mutable {
+                 if (!alive) return create(std::move(cb));
+                 if (!status.ok()) return cb(status);
+                 cb(std::move(counter));
+               });
+      });
 }
 
 void SessionStore::Set(absl::string_view cookie, SessionFields fields,

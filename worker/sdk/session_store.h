@@ -149,6 +149,21 @@ class SessionStore {
 
  private:
   void Create(SessionFields initial, int tries, Callback<Session> cb);
+  // What this worker keeps of a recently used id.
+  struct KnownId {
+    std::string key;  // KeyFor: a busy session is hashed once
+    absl::Time refreshed = absl::InfinitePast();  // its last EXPIRE from us
+  };
+  KnownId& Known(absl::string_view id) const;
+  // True when a request should renew the idle timeout (and notes that).
+  bool ShouldRefresh(KnownId& known);
+  // After a Load or Increment pipeline: then(false) when its reply shows no
+  // session (no `_expires`, or passed), and the key is deleted; else
+  // then(true), after capping the key's TTL at `_expires` when that is near
+  // and this request renewed it (see session_store.cc).
+  template <typename Then>
+  void Settle(const std::string& key, int64_t expires_unix, bool refreshed,
+              Then then);
   // The callbacks with bare ids turned into cookie values.
   Callback<Session> Signing(Callback<Session> cb) const;
   Callback<SessionCounter> Signing(Callback<SessionCounter> cb) const;
@@ -164,9 +179,9 @@ class SessionStore {
   const std::string idle_seconds_;
   const std::string absolute_seconds_;
   std::unordered_map<const char*, std::string> script_shas_;
-  // Redis keys of recently used ids (KeyFor): a busy session is hashed once,
-  // not on every request. At most kKeyCacheSize entries, emptied when full.
-  mutable std::unordered_map<std::string, std::string> key_cache_;
+  // Recently used ids. At most kKeyCacheSize entries, emptied when full.
+  mutable std::unordered_map<std::string, KnownId> known_;
+  const absl::Duration refresh_interval_;
   const absl::Status options_error_;
   std::unique_ptr<ConnectRedisSessions> connect_redis_;  // kConnectRedis
 };
