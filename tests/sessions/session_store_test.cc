@@ -241,6 +241,144 @@ TEST_F(SessionStoreTest, StuckRedisTimesOutAndRecovers) {
   EXPECT_GE(after->value, 2);  // the stuck INCR may or may not have landed
 }
 
+// Load and Increment are pipelines, not scripts (session_store.cc): these
+// hold their rules against what another client can leave in Redis.
+
+TEST_F(SessionStoreTest, IncrementOnAnEndedSessionLeavesNoStrayKey) {
+  auto s = Increment(*store_, "");
+  ASSERT_TRUE(s.ok());
+  std::string key = store_->KeyFor(s->id);
+  ASSERT_EQ(redis_.Command({"DEL", key}), "1");  // logout elsewhere
+  // HINCRBY re-created the key with only the counter: not a session.
+  auto next = Increment(*store_, s->id);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_TRUE(next->is_new);
+  EXPECT_NE(next->id, s->id);
+  EXPECT_EQ(next->value, 1);
+  EXPECT_EQ(redis_.Command({"EXISTS", key}), "0");
+  EXPECT_EQ(redis_.Command({"DBSIZE"}), "1");  // only the new session
+}
+
+TEST_F(SessionStoreTest, AHashWithoutExpiresIsNoSession) {
+  for (bool load : {true, false}) {
+    std::string id = *NewSessionId();
+    std::string key = store_->KeyFor(id);
+    redis_.Command({"HSET", key, "counter", "41", "user", "mallory"});
+    if (load) {
+      auto s = Load(id);
+      ASSERT_TRUE(s.ok()) << s.status();
+      EXPECT_TRUE(s->is_new);
+      EXPECT_NE(s->id, id);
+      EXPECT_TRUE(s->fields.empty());
+    } else {
+      auto c = Increment(*store_, id);
+      ASSERT_TRUE(c.ok()) << c.status();
+      EXPECT_TRUE(c->is_new);
+      EXPECT_NE(c->id, id);
+      EXPECT_EQ(c->value, 1);
+    }
+    EXPECT_EQ(redis_.Command({"EXISTS", key}), "0") << (load ? "Load" : "Incr");
+  }
+}
+
+TEST_F(SessionStoreTest, LoadNearTheAbsoluteEndCapsTheTtl) {
+  auto s = Increment(*store_, "");
+  ASSERT_TRUE(s.ok());
+  std::string key = store_->KeyFor(s->id);
+  int64_t created = std::stoll(redis_.Command({"HGET", key, "_created"}));
+  redis_.Command({"HSET", key, "_expires", std::to_string(created + 10)});
+  auto loaded = Load(s->id);
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_FALSE(loaded->is_new);
+  EXPECT_EQ(loaded->expires_unix, created + 10);
+  // Answered only after EXPIREAT: the TTL is capped when we hear back.
+  EXPECT_LE(std::stoi(redis_.Command({"TTL", key})), 10);
+}
+
+TEST_F(SessionStoreTest, RenewsTheIdleTimeoutAtMostEveryInterval) {
+  // Idle 64 s: renewed at most every second by one store.
+  SessionStore store(*client_, {absl::Seconds(64), absl::Seconds(1000)});
+  auto s = Increment(store, "");
+  ASSERT_TRUE(s.ok());
+  std::string key = store.KeyFor(s->id);
+  ASSERT_TRUE(Increment(store, s->id).ok());  // renews: first use here
+  const auto renewed = std::chrono::steady_clock::now();
+  EXPECT_GT(std::stoi(redis_.Command({"TTL", key})), 60);
+  redis_.Command({"EXPIRE", key, "30"});
+  auto c = Increment(store, s->id);  // within the interval: left as is
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->value, 3);
+  if (std::chrono::steady_clock::now() - renewed < milliseconds(900)) {
+    EXPECT_LE(std::stoi(redis_.Command({"TTL", key})), 30);
+  }
+  // Later uses renew it again, not before the interval has passed.
+  int64_t value = 3;
+  bool again = false;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!again && std::chrono::steady_clock::now() < deadline) {
+    auto next = Increment(store, s->id);
+    ASSERT_TRUE(next.ok());
+    ASSERT_FALSE(next->is_new);
+    EXPECT_EQ(next->value, ++value);
+    again = std::stoi(redis_.Command({"TTL", key})) > 60;
+    if (!again)
+      RunUntil(
+          io_, [] { return false; }, milliseconds(50));
+  }
+  ASSERT_TRUE(again) << "the idle timeout was not renewed within 5 s";
+  EXPECT_GE(std::chrono::steady_clock::now() - renewed, milliseconds(990));
+}
+
+TEST_F(SessionStoreTest, RotateRefusesAnEndedOrStraySession) {
+  std::string id = *NewSessionId();
+  redis_.Command({"HSET", store_->KeyFor(id), "counter", "7"});  // stray
+  std::optional<absl::StatusOr<std::string>> rotated;
+  store_->Rotate(id, [&](auto r) { rotated = std::move(r); });
+  ASSERT_TRUE(RunUntil(io_, [&] { return rotated.has_value(); }));
+  EXPECT_TRUE(absl::IsNotFound(rotated->status())) << rotated->status();
+  EXPECT_EQ(redis_.Command({"DBSIZE"}), "1");  // nothing renamed
+}
+
+TEST(RedisClientTest, PipelineRepliesInOrderWithErrorsAsElements) {
+  RedisServer redis;
+  boost::asio::io_context io;
+  RedisClient client(io, ConfigFor(redis));
+  client.Start();
+  // Sent while connecting: waits for the connection, as a whole.
+  std::optional<absl::StatusOr<RedisReply>> r;
+  client.Pipeline({{"SET", "k", "v"}, {"HGET", "k", "f"}, {"GET", "k"}},
+                  [&](auto x) { r = std::move(x); });
+  ASSERT_TRUE(RunUntil(io, [&] { return r.has_value(); }));
+  ASSERT_TRUE(r->ok()) << r->status();
+  ASSERT_EQ((*r)->elements.size(), 3u);
+  EXPECT_EQ((*r)->elements[0].str, "OK");
+  EXPECT_EQ((*r)->elements[1].type, RedisReply::Type::kError);
+  EXPECT_TRUE(absl::StartsWith((*r)->elements[1].str, "WRONGTYPE"))
+      << (*r)->elements[1].str;
+  EXPECT_EQ((*r)->elements[2].str, "v");
+}
+
+TEST(RedisClientTest, PipelineOnAReplicaIsUnavailable) {
+  RedisServer master;
+  RedisServer replica(
+      {"--replicaof", "127.0.0.1", std::to_string(master.port())});
+  boost::asio::io_context io;
+  auto config = ConfigFor(replica);
+  RedisClient client(io, config);
+  client.Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return client.up(); }));
+  std::optional<absl::StatusOr<RedisReply>> r;
+  client.Pipeline({{"GET", "k"}, {"SET", "k", "v"}},
+                  [&](auto x) { r = std::move(x); });
+  ASSERT_TRUE(RunUntil(io, [&] { return r.has_value(); }));
+  // READONLY as a Status, as for one command: the client goes looking for
+  // the master instead of failing every write.
+  EXPECT_TRUE(absl::IsUnavailable(r->status())) << r->status();
+  EXPECT_TRUE(absl::StrContains(r->status().message(), "READONLY"))
+      << r->status();
+}
+
 TEST(RedisClientTest, AuthAndSelect) {
   RedisServer redis({"--requirepass", "pw"});
   boost::asio::io_context io;

@@ -302,8 +302,7 @@ void RedisClient::Submit(RedisCommands commands, bool pipeline,
     return;
   }
   if (state_ == State::kConnecting && waiting_.size() < kMaxWaiting) {
-    waiting_.push_back(
-        {std::move(commands), pipeline, std::move(cb)});
+    waiting_.push_back({std::move(commands), pipeline, std::move(cb)});
     return;
   }
   absl::Status s = absl::UnavailableError(

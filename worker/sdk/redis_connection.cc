@@ -273,8 +273,7 @@ void RedisConnection::OnReply(redisAsyncContext* ac, void* reply,
   });
 }
 
-void RedisConnection::OnPart(redisAsyncContext*, void* reply,
-                             void* privdata) {
+void RedisConnection::OnPart(redisAsyncContext*, void* reply, void* privdata) {
   auto* p = static_cast<Pending*>(privdata);
   if (reply != nullptr) {
     p->parts.push_back(Convert(static_cast<redisReply*>(reply)));
@@ -322,8 +321,7 @@ void RedisConnection::Enqueue(const RedisCommands& commands, RedisCallback cb,
   for (size_t i = 0; ok && i < commands.size(); ++i) {
     const bool last = i + 1 == commands.size();
     ok = Append(commands.command(i),
-                last ? &RedisConnection::OnReply : &RedisConnection::OnPart,
-                p);
+                last ? &RedisConnection::OnReply : &RedisConnection::OnPart, p);
   }
   if (!ok) {
     // hiredis refuses only a context being torn down, and then from the

@@ -17,12 +17,12 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "absl/container/inlined_vector.h"
-#include "absl/strings/string_view.h"
-#include "absl/types/span.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "worker/sdk/redis_config.h"
@@ -51,8 +51,8 @@ using RedisCallback = std::function<void(absl::StatusOr<RedisReply>)>;
 class RedisCommands {
  public:
   RedisCommands() = default;
-  RedisCommands(std::initializer_list<std::initializer_list<absl::string_view>>
-                    commands);
+  RedisCommands(
+      std::initializer_list<std::initializer_list<absl::string_view>> commands);
   void Add(std::initializer_list<absl::string_view> args);
   void Add(const std::vector<std::string>& args);
 

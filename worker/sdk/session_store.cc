@@ -68,6 +68,20 @@ redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
 return 1
 )lua";
 
+// KEYS[1] session, KEYS[2] its new key. 1 moved, 0 no such session (or an
+// ended one, or a stray key: see above), -1 the new key is taken.
+constexpr char kRotateScript[] = R"lua(
+local exp = redis.call('HGET', KEYS[1], '_expires')
+if not exp then return 0 end
+if tonumber(exp) <= tonumber(redis.call('TIME')[1]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+redis.call('RENAME', KEYS[1], KEYS[2])
+return 1
+)lua";
+
 // How often to draw a new id when one is taken (2^-256 odds: never).
 constexpr int kCreateTries = 3;
 
@@ -393,9 +407,8 @@ void SessionStore::Settle(const std::string& key, int64_t expires_unix,
   }
   if (refreshed && left < 2 * absl::ToInt64Seconds(options_.idle_timeout)) {
     redis_.Command({"EXPIREAT", key, std::to_string(expires_unix)},
-                   [then = std::move(then)](absl::StatusOr<RedisReply>) mutable {
-                     then(true);
-                   });
+                   [then = std::move(then)](
+                       absl::StatusOr<RedisReply>) mutable { then(true); });
     return;
   }
   then(true);
@@ -522,7 +535,7 @@ void SessionStore::Rotate(absl::string_view cookie,
     return connect_redis_->Rotate(std::move(*id), std::move(cb));
   absl::StatusOr<std::string> fresh = NewSessionId();
   if (!fresh.ok()) return cb(fresh.status());
-  Eval(kRotateSessionScript, {"EVALSHA", "", "2", KeyFor(*id), KeyFor(*fresh)},
+  Eval(kRotateScript, {"EVALSHA", "", "2", KeyFor(*id), KeyFor(*fresh)},
        [fresh = *fresh, cb = std::move(cb)](absl::StatusOr<RedisReply> r) {
          if (!r.ok()) return cb(r.status());
          if (r->integer == 1) return cb(fresh);

@@ -53,6 +53,7 @@ local n = tonumber(ARGV[4])
 local del = 5 + 2 * n
 if not exp then
   if ARGV[3] ~= 'replace' then return 0 end
+  redis.call('DEL', KEYS[1])
   exp = now + tonumber(ARGV[2])
   redis.call('HSET', KEYS[1], '_created', now, '_expires', exp)
 elseif ARGV[3] == 'replace' then

@@ -157,6 +157,20 @@ test('two requests changing different fields of one session lose nothing; a logo
   assert.equal(await raw.exists(key), 0);
 });
 
+test('a stray key (no _expires: an increment on an ended session) is no session, and a new save does not keep its fields', async (t) => {
+  const redis = await startRedis(t);
+  const raw = await rawClient(t, redis.url);
+  const store = storeFor(t, redis);
+  const id = store.genid();
+  await raw.hSet(keyOf(id), { counter: '41', user: '"mallory"' });
+  const got = await new Promise((resolve, reject) => store.get(id, (err, s) => (err ? reject(err) : resolve(s))));
+  assert.equal(got, null);
+  await new Promise((resolve, reject) => store.set(id, { cookie: { path: '/' }, cart: 'book' },
+    (err) => (err ? reject(err) : resolve())));
+  const h = await raw.hGetAll(keyOf(id));
+  assert.deepEqual(Object.keys(h).sort(), ['_cookie', '_created', '_expires', 'cart'], JSON.stringify(h));
+});
+
 test('store.increment: concurrent requests lose no count (a plain req.session update would)', async (t) => {
   const redis = await startRedis(t);
   const raw = await rawClient(t, redis.url);
