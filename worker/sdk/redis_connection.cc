@@ -312,6 +312,11 @@ void RedisConnection::Enqueue(const RedisCommands& commands, RedisCallback cb,
     Post([cb = std::move(cb), s] { cb(s); });
     return;
   }
+  if (commands.size() == 0) {
+    absl::Status s = absl::InvalidArgumentError("redis: no command to send");
+    Post([cb = std::move(cb), s] { cb(s); });
+    return;
+  }
   auto* p = new Pending{this, std::move(cb), pipeline, {}};
   if (pipeline) p->parts.reserve(commands.size());
   // One callback per reply, in order: hiredis pairs them by position. The
