@@ -334,8 +334,90 @@ export function checkAvailability(objects) {
   return problems;
 }
 
+// How the Redis container starts (deploy/k8s/redis/statefulset.yaml): the
+// password must reach redis-server in no process's argv. The kubelet expands
+// $(VAR) in command and args into the argv it starts, so the only accepted
+// form is `sh -c SCRIPT NAME [ARGS...]` whose SCRIPT ends in
+//   exec redis-server "$@" - <<EOF
+//   requirepass "$VAR"
+//   EOF
+// (the shell expands $VAR into redis-server's stdin; exec keeps redis-server
+// PID 1, so SIGTERM reaches it), VAR an env entry from a Secret or a shell
+// variable copied from one (VAR=$ENTRY). Returns redis-server's arguments
+// after its name (ARGS, which "$@" passes on), the Secret key of the
+// password, and the problems found.
+export function redisLaunch(redis) {
+  const problems = [];
+  const p = (msg) => problems.push(`StatefulSet/redis: ${msg}`);
+  const command = redis.command ?? [];
+  const args = redis.args ?? [];
+  const secretOf = (name) => (redis.env ?? []).find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+  // $(VAR) the kubelet expands ($$ escapes a $).
+  for (const [where, list] of [["command", command], ["args", args]]) {
+    for (const item of list) {
+      for (const m of String(item).matchAll(/\$(\$|\((\w+)\))/g)) {
+        if (m[2] && secretOf(m[2])) {
+          p(`${where} expands $(${m[2]}) (a Secret) into a process's argv`);
+        }
+      }
+    }
+  }
+  if (args.some((a) => /requirepass/.test(a))) p("args pass requirepass: the password would be in redis-server's argv");
+  const isShell = ["sh", "/bin/sh"].includes(command[0]) && command[1] === "-c" && typeof command[2] === "string";
+  if (!isShell) {
+    p(`command is not sh -c SCRIPT: without a shell the password can reach redis-server only in its argv`);
+    return { argv: [...command.slice(1), ...args], secret: undefined, problems };
+  }
+  const lines = command[2].split("\n");
+  const execAt = lines.findIndex((l) => /^\s*exec\s+redis-server(\s|$)/.test(l));
+  if (execAt < 0) {
+    p(lines.some((l) => /^\s*redis-server(\s|$)/.test(l))
+      ? "the script runs redis-server without exec: sh stays PID 1 and SIGTERM does not reach redis-server"
+      : "the script does not exec redis-server");
+    return { argv: args, secret: undefined, problems };
+  }
+  const rest = lines[execAt].replace(/^\s*exec\s+redis-server/, "");
+  const form = /^\s+"\$@"\s+-\s+<<(-?)\s*(\S+)\s*$/.exec(rest);
+  if (/requirepass/.test(rest)) {
+    p("the script passes requirepass on redis-server's command line (its argv)");
+  } else if (/\$(?!@)/.test(rest.replace(/<<.*/, ""))) {
+    p(`the script expands a variable into redis-server's argv: '${lines[execAt].trim()}'`);
+  }
+  if (!form) {
+    p(`the script's exec line is '${lines[execAt].trim()}', not 'exec redis-server "$@" - <<EOF'` +
+      " (args via \"$@\", the password on stdin)");
+    return { argv: args, secret: undefined, problems };
+  }
+  const [, dash, delim] = form;
+  if (/^['"\\]|['"]$/.test(delim)) {
+    p(`the heredoc delimiter ${delim} is quoted: the shell would not expand the password variable`);
+  }
+  const word = delim.replace(/^['"\\]+|['"]+$/g, "");
+  const body = [];
+  for (const line of lines.slice(execAt + 1)) {
+    const l = dash ? line.replace(/^\t+/, "") : line;
+    if (l === word) break;
+    body.push(l);
+  }
+  const pass = body.map((l) => /^requirepass\s+(.*)$/.exec(l)?.[1]).filter((x) => x !== undefined);
+  const varName = pass.length === 1 ? /^"\$\{?(\w+)\}?"$/.exec(pass[0].trim())?.[1] : undefined;
+  if (!pass.length) {
+    p("the heredoc has no requirepass line");
+  } else if (!varName) {
+    p(`the heredoc's requirepass is ${pass.map((x) => `'${x}'`).join(", ")}, not one "$VAR" (a literal password is in the command)`);
+  }
+  // VAR itself from a Secret, or a shell variable VAR=$ENTRY set before exec.
+  const copied = varName && lines.slice(0, execAt)
+    .map((l) => new RegExp(`^\\s*${varName}=("?)\\$\\{?(\\w+)\\}?\\1\\s*$`).exec(l)?.[2])
+    .filter(Boolean).at(-1);
+  const secret = varName && (secretOf(varName) ?? (copied && secretOf(copied)));
+  if (varName && !secret) p(`requirepass "$${varName}" is not an env entry from a Secret`);
+  return { argv: args, secret, problems };
+}
+
 // Redis: persistence, the NetworkPolicy fence, a password from a Secret that
-// corral's REDIS_URL carries, a PDB, and REDIS_URL pointing at it; or,
+// reaches redis-server in no argv (redisLaunch) and that corral's REDIS_URL
+// carries, a PDB, and REDIS_URL pointing at it; or,
 // without an in-cluster Redis, REDIS_URL from a Secret.
 export function checkRedis(objects) {
   const problems = [];
@@ -350,7 +432,10 @@ export function checkRedis(objects) {
   }
   const rspec = sts.spec.template.spec;
   const redis = rspec.containers.find((c) => c.name === "redis");
-  const args = [...(redis.command ?? []), ...(redis.args ?? [])];
+  // redis-server's arguments after its name, and how the password comes.
+  const launch = redisLaunch(redis);
+  problems.push(...launch.problems);
+  const args = launch.argv;
   const confPath = args.find((a) => a.endsWith(".conf"));
   const confMount = (redis.volumeMounts ?? []).find((m) => confPath?.startsWith(m.mountPath + "/"));
   const confVol = confMount && rspec.volumes.find((v) => v.name === confMount.name);
@@ -360,6 +445,8 @@ export function checkRedis(objects) {
     p(`StatefulSet/redis: config ${confPath} not found in a mounted ConfigMap`);
     return problems;
   }
+  // redis-server takes a config file only as its first argument.
+  if (args[0] !== confPath) p(`StatefulSet/redis: config ${confPath} is not redis-server's first argument`);
   const directive = (name) => {
     const m = new RegExp(`^${name}\\s+(.*)$`, "m").exec(conf);
     return m ? m[1].trim() : undefined;
@@ -384,12 +471,10 @@ export function checkRedis(objects) {
   }
   if (/^protected-mode\s+no/m.test(conf)) p("redis.conf: protected-mode no");
   if (directive("requirepass") !== undefined) p("redis.conf: requirepass in a ConfigMap (use the Secret)");
-  // The password: --requirepass $(VAR), VAR an env entry from a Secret.
+  // The password: on redis-server's stdin from a Secret (redisLaunch).
   const secretOf = (c, name) => (c.env ?? []).find((e) => e.name === name)?.valueFrom?.secretKeyRef;
-  const pwArg = args[args.indexOf("--requirepass") + 1];
-  const pwVar = args.includes("--requirepass") && /^\$\((\w+)\)$/.exec(pwArg ?? "")?.[1];
-  const redisSecret = pwVar && secretOf(redis, pwVar);
-  if (!redisSecret) p("StatefulSet/redis: no --requirepass $(VAR) with VAR from a Secret");
+  const redisSecret = launch.secret;
+  if (!redisSecret) p("StatefulSet/redis: no password from a Secret on redis-server's stdin (see redisLaunch)");
   const sameSecret = (a, b) => a && b && a.name === b.name && a.key === b.key;
   const probeCmd = (redis.readinessProbe?.exec?.command ?? []).join(" ");
   if (probeCmd.includes("redis-cli") && !/\s-a\s/.test(probeCmd) &&

@@ -2,8 +2,8 @@
 // the restricted security profile, gRPC probes on the agent's probe port
 // with its services, ports that agree with the agent's settings in the
 // ConfigMap, the termination budget, resources and resize, availability,
-// Redis persistence and its fence. Each check also runs on a deliberately
-// broken copy, to prove it can fail.
+// Redis persistence, its fence and its password (in no argv). Each check
+// also runs on a deliberately broken copy, to prove it can fail.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { OVERLAYS, render } from "./lib.mjs";
@@ -47,6 +47,14 @@ const agentCm = (objects) => objects.find((o) => o.kind === "ConfigMap" && o.met
 const sts = (objects) => objects.find((o) => o.kind === "StatefulSet");
 const redisCm = (objects) => objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("redis-config"));
 const envEntry = (objects, name) => ctr(objects).env.find((e) => e.name === name);
+const redisCtr = (objects) => sts(objects).spec.template.spec.containers[0];
+// Edits the Redis container's sh -c script (command[2]); the edit must change it.
+function editScript(objects, edit) {
+  const c = redisCtr(objects);
+  const before = c.command[2];
+  c.command[2] = edit(before);
+  if (c.command[2] === before) throw new Error("the edit did not change the Redis script");
+}
 
 const BREAKS = [
   ["restricted", "root user", (o) => { pod(o).securityContext.runAsUser = 0; }, /runAsUser/],
@@ -83,7 +91,18 @@ const BREAKS = [
   ["redis", "open to all", (o) => { o.find((x) => x.kind === "NetworkPolicy").spec.ingress[0].from = [{ namespaceSelector: {} }]; }, /other than corral/],
   ["redis", "maxmemory at the limit", (o) => { sts(o).spec.template.spec.containers[0].args = ["/etc/redis/redis.conf", "--maxmemory", "2gb"]; }, /maxmemory/],
   ["redis", "URL to nowhere", (o) => { envEntry(o, "REDIS_URL").value = "redis://:$(REDIS_PASSWORD)@cache:6379/0"; }, /REDIS_URL .* does not name a Service/],
-  ["redis", "no password", (o) => { const c = sts(o).spec.template.spec.containers[0]; c.args = c.args.slice(0, 3); }, /--requirepass/],
+  ["redis", "no password", (o) => { editScript(o, (t) => t.replace(/^requirepass .*\n/m, "")); }, /no requirepass line/],
+  // The password in an argv, each way it can get there.
+  ["redis", "the old --requirepass $(VAR) args", (o) => { const c = redisCtr(o); c.command = ["redis-server"]; c.args.push("--requirepass", "$(REDIS_PASSWORD)"); }, /args expands \$\(REDIS_PASSWORD\).*argv/],
+  ["redis", "a literal password in args", (o) => { redisCtr(o).args.push("--requirepass", "hunter2"); }, /args pass requirepass/],
+  ["redis", "$(VAR) in the script", (o) => { editScript(o, (t) => t.replace('requirepass "$pw"', 'requirepass "$(REDIS_PASSWORD)"')); }, /command expands \$\(REDIS_PASSWORD\)/],
+  ["redis", "the shell expands it into argv", (o) => { editScript(o, (t) => t.replace('"$@" -', '"$@" --requirepass "$pw" -')); }, /requirepass on redis-server's command line/],
+  ["redis", "a literal password in the heredoc", (o) => { editScript(o, (t) => t.replace('requirepass "$pw"', "requirepass hunter2")); }, /a literal password is in the command/],
+  ["redis", "the heredoc is not expanded", (o) => { editScript(o, (t) => t.replace("<<EOF", "<<'EOF'")); }, /delimiter 'EOF' is quoted/],
+  ["redis", "the password not from a Secret", (o) => { redisCtr(o).env.find((e) => e.name === "REDIS_PASSWORD").valueFrom = undefined; }, /requirepass "\$pw" is not an env entry from a Secret/],
+  ["redis", "sh stays PID 1", (o) => { editScript(o, (t) => t.replace("exec redis-server", "redis-server")); }, /without exec/],
+  ["redis", "args dropped", (o) => { editScript(o, (t) => t.replace('"$@" -', "/etc/redis/redis.conf -")); }, /not 'exec redis-server "\$@" - <<EOF'/],
+  ["redis", "config file not first", (o) => { redisCtr(o).args = ["--maxmemory", "1200mb", "/etc/redis/redis.conf"]; }, /not redis-server's first argument/],
   ["redis", "protected mode off", (o) => { redisCm(o).data["redis.conf"] += "protected-mode no\n"; }, /protected-mode no/],
   ["redis", "password in the ConfigMap", (o) => { redisCm(o).data["redis.conf"] += "requirepass hunter2\n"; }, /requirepass in a ConfigMap/],
   ["redis", "probe without the password", (o) => { const c = sts(o).spec.template.spec.containers[0]; c.env = c.env.filter((e) => e.name !== "REDISCLI_AUTH"); }, /REDISCLI_AUTH/],
