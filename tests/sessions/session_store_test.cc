@@ -295,6 +295,17 @@ TEST_F(SessionStoreTest, LoadNearTheAbsoluteEndCapsTheTtl) {
   EXPECT_LE(std::stoi(redis_.Command({"TTL", key})), 10);
 }
 
+TEST_F(SessionStoreTest, NearTheAbsoluteEndTheIdleTimeoutStillHolds) {
+  // 150 s left, idle 100 s: the cap must not stretch the TTL to 150 s.
+  auto s = Increment(*store_, "");
+  ASSERT_TRUE(s.ok());
+  std::string key = store_->KeyFor(s->id);
+  int64_t created = std::stoll(redis_.Command({"HGET", key, "_created"}));
+  redis_.Command({"HSET", key, "_expires", std::to_string(created + 150)});
+  ASSERT_TRUE(Increment(*store_, s->id).ok());
+  EXPECT_LE(std::stoi(redis_.Command({"TTL", key})), 100);
+}
+
 TEST_F(SessionStoreTest, RenewsTheIdleTimeoutAtMostEveryInterval) {
   // Idle 64 s: renewed at most every second by one store.
   SessionStore store(*client_, {absl::Seconds(64), absl::Seconds(1000)});

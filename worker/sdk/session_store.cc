@@ -39,8 +39,8 @@ namespace {
 //     replicas and its AOF for no gain);
 //   - near the session's absolute end (within twice the idle timeout, by
 //     this worker's clock: slack for clock skew) every EXPIRE is followed
-//     by EXPIREAT `_expires`, and the caller is answered after that one, so
-//     Redis ends the key at its absolute end, on Redis' clock.
+//     by EXPIREAT `_expires` LT, and the caller is answered after that one,
+//     so Redis ends the key at its absolute end, on Redis' clock.
 // The scripts read Redis' clock (TIME); Redis 7 replicates scripts by
 // effect, so TIME before a write is allowed. A script's `false` reaches us
 // as nil: no such session.
@@ -406,7 +406,9 @@ void SessionStore::Settle(const std::string& key, int64_t expires_unix,
     return then(false);
   }
   if (refreshed && left < 2 * absl::ToInt64Seconds(options_.idle_timeout)) {
-    redis_.Command({"EXPIREAT", key, std::to_string(expires_unix)},
+    // LT: only ever shortens. With between one and two idle timeouts left,
+    // a plain EXPIREAT would stretch the TTL past the idle timeout.
+    redis_.Command({"EXPIREAT", key, std::to_string(expires_unix), "LT"},
                    [then = std::move(then)](
                        absl::StatusOr<RedisReply>) mutable { then(true); });
     return;
