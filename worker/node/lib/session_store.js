@@ -403,6 +403,9 @@ class CorralStore extends Store {
     if (loaded) {
       for (const name of Object.keys(loaded)) if (!(name in fields)) remove.push(name);
     }
+    // Nothing changed (an increment stored it already, or resave: true): no
+    // write, and the renewal is get()'s, at most every renewalMs.
+    if (loaded && write.length === 0 && remove.length === 0) return process.nextTick(cb, null);
     const mode = loaded ? 'update' : 'replace';
     this.eval(SAVE, [this.keyFor(sid)],
       [this.idleSeconds, this.absoluteSeconds, mode, String(write.length / 2), ...write, ...remove])
