@@ -7,7 +7,7 @@
 //   _cookie                                         express-session's cookie (JSON)
 //   <name>                                          one field per session property,
 //                                                   as JSON text ("7", "\"bob\"")
-//   TTL    min(idle timeout, _expires - now), renewed on every use
+//   TTL    min(idle timeout, _expires - now), renewed on use (below)
 //
 // get(), touch() and increment(), which run on every request, are pipelines
 // of plain commands, as the C++ store's load and increment: Redis spends
@@ -24,12 +24,13 @@
 //     every minute) per process and session;
 //   - near the absolute end (within twice the idle timeout, slack for clock
 //     skew) a renewal is followed by EXPIREAT `_expires` LT, and the caller
-//     is answered after it: Redis ends the key at its absolute end.
-// Sliding idle expiry and an absolute end that no write extends. A save
-// writes only the properties the request changed (and deletes the ones it
+//     is answered after it: Redis ends the key at its absolute end (LT: it
+//     only shortens the TTL, which stays min(idle timeout, what is left)).
+// A save writes only the properties the request changed (and deletes the ones it
 // removed), so two requests, or a Node and a C++ worker, changing different
 // fields of one session at once lose nothing, and a session that ended
-// (logout, expiry) while a request was running is not brought back by it.
+// (logout, expiry) while a request was running is not brought back by it;
+// a save with nothing to write sends nothing.
 //
 // While Redis is down every call fails at once with an error that has
 // .unavailable = true and .status = 503 (Express answers 503 with it) and
