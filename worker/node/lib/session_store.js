@@ -26,11 +26,11 @@
 //     skew) a renewal is followed by EXPIREAT `_expires` LT, and the caller
 //     is answered after it: Redis ends the key at its absolute end (LT: it
 //     only shortens the TTL, which stays min(idle timeout, what is left)).
-// A save writes only the properties the request changed (and deletes the ones it
-// removed), so two requests, or a Node and a C++ worker, changing different
-// fields of one session at once lose nothing, and a session that ended
-// (logout, expiry) while a request was running is not brought back by it;
-// a save with nothing to write sends nothing.
+// A save writes only the properties the request changed (and deletes the
+// ones it removed), so two requests, or a Node and a C++ worker, changing
+// different fields of one session at once lose nothing, and a session that
+// ended (logout, expiry) while a request was running is not brought back by
+// it; a save with nothing to write sends nothing.
 //
 // While Redis is down every call fails at once with an error that has
 // .unavailable = true and .status = 503 (Express answers 503 with it) and
