@@ -7,14 +7,30 @@
 //   _cookie                                         express-session's cookie (JSON)
 //   <name>                                          one field per session property,
 //                                                   as JSON text ("7", "\"bob\"")
-//   TTL    min(idle timeout, _expires - now), renewed on every use
+//   TTL    min(idle timeout, _expires - now), renewed on use (below)
 //
-// Every operation is one Lua script (atomic, EVALSHA with an EVAL fallback):
-// sliding idle expiry and an absolute end that no write extends. A save
-// writes only the properties the request changed (and deletes the ones it
-// removed), so two requests, or a Node and a C++ worker, changing different
-// fields of one session at once lose nothing, and a session that ended
-// (logout, expiry) while a request was running is not brought back by it.
+// get(), touch() and increment(), which run on every request, are pipelines
+// of plain commands, as the C++ store's load and increment: Redis spends
+// about 5 us entering a script and 1.5-2 us per redis.call in it. A save is
+// one Lua script (atomic, EVALSHA with an EVAL fallback). A pipeline cannot
+// branch and other clients' commands may run between its commands, so it
+// keeps the rules of docs/sessions.md ("Operations") that hold whatever ran
+// in between:
+//   - a hash without `_expires`, or whose `_expires` has passed (this
+//     process's clock), is no session: the caller gets none (a new session
+//     is started) and the key is deleted; that also removes the stray key
+//     an HINCRBY on an ended session re-creates;
+//   - EXPIRE renews the idle timeout, at most every 1/64 of it (at most
+//     every minute) per process and session;
+//   - near the absolute end (within twice the idle timeout, slack for clock
+//     skew) a renewal is followed by EXPIREAT `_expires` LT, and the caller
+//     is answered after it: Redis ends the key at its absolute end (LT: it
+//     only shortens the TTL, which stays min(idle timeout, what is left)).
+// A save writes only the properties the request changed (and deletes the
+// ones it removed), so two requests, or a Node and a C++ worker, changing
+// different fields of one session at once lose nothing, and a session that
+// ended (logout, expiry) while a request was running is not brought back by
+// it; a save with nothing to write sends nothing.
 //
 // While Redis is down every call fails at once with an error that has
 // .unavailable = true and .status = 503 (Express answers 503 with it) and
@@ -30,16 +46,6 @@ const crypto = require('node:crypto');
 const { Store } = require('express-session');
 const { createRedis, isUnavailable } = require('./redis');
 const { durationEnv } = require('./env');
-
-// KEYS[1] session; ARGV[1] idle seconds. The C++ SDK's touch script.
-const TOUCH = `
-local exp = redis.call('HGET', KEYS[1], '_expires')
-if not exp then return false end
-local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
-if left <= 0 then redis.call('DEL', KEYS[1]) return false end
-redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
-return redis.call('HGETALL', KEYS[1])
-`;
 
 // KEYS[1] session; ARGV[1] idle s, ARGV[2] absolute s, ARGV[3] mode,
 // ARGV[4] n, ARGV[5 .. 4+2n] field/value pairs to write, the rest: fields to
@@ -69,20 +75,14 @@ redis.call('EXPIRE', KEYS[1], math.max(1, math.min(tonumber(ARGV[1]), tonumber(e
 return 1
 `;
 
-// KEYS[1] session; ARGV[1] idle seconds, ARGV[2] field, ARGV[3] delta. The
-// C++ SDK's increment script: {value, expires} or nil (no session).
-const INCREMENT = `
-local exp = redis.call('HGET', KEYS[1], '_expires')
-if not exp then return false end
-local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
-if left <= 0 then redis.call('DEL', KEYS[1]) return false end
-local v = redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
-redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
-return {v, tonumber(exp)}
-`;
-
 const sha1 = (text) => crypto.createHash('sha1').update(text).digest('hex');
-const SHAS = new Map([TOUCH, SAVE, INCREMENT].map((s) => [s, sha1(s)]));
+const SHAS = new Map([SAVE].map((s) => [s, sha1(s)]));
+// The idle timeout is renewed at most every 1/64 of it, at most every
+// minute, per session; the time of the last renewal is kept for this many
+// sessions (the map is emptied when full, as the C++ store's cache).
+const RENEWAL_FRACTION = 64;
+const MAX_RENEWAL_INTERVAL_MS = 60 * 1000;
+const RENEWALS_KEPT = 4096;
 const RESERVED = new Set(['_created', '_expires', '_cookie']);
 // How long a command waits for a connection being made (the connect timeout).
 const CONNECT_WAIT_MS = 500;
@@ -150,6 +150,15 @@ function fromHash(flat) {
   return sess;
 }
 
+// `_expires` of HGETALL's [name, value, ...]; 0 when it has none (a stray
+// key) or it is not a number.
+function expiresOf(flat) {
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    if (String(flat[i]) === '_expires') return Number(flat[i + 1]) || 0;
+  }
+  return 0;
+}
+
 function unavailable(err, store) {
   const why = store && !store.up ? `redis is down (${store.where}): ${store.lastError}` : err.message;
   const e = new Error(why);
@@ -202,6 +211,8 @@ class CorralStore extends Store {
     if (!(idle > 0) || !(absolute > 0)) throw new Error('CorralStore: idle and absolute timeouts must be positive');
     this.idleSeconds = seconds(idle);
     this.absoluteSeconds = seconds(absolute);
+    this.renewalMs = Math.min(idle / RENEWAL_FRACTION, MAX_RENEWAL_INTERVAL_MS);
+    this.renewed = new Map(); // key -> performance.now() of our last EXPIRE
     this.prefix = options.prefix ?? 'corral:sess:';
     this.genid = genid;
     this.up = false;
@@ -305,10 +316,64 @@ class CorralStore extends Store {
     }
   }
 
+  // Whether this use of `key` renews its idle timeout (sends EXPIRE): when
+  // this process has not done so in the last renewalMs.
+  shouldRenew(key) {
+    const now = performance.now();
+    const last = this.renewed.get(key);
+    if (last !== undefined && now - last < this.renewalMs) return false;
+    if (last === undefined && this.renewed.size >= RENEWALS_KEPT) this.renewed.clear();
+    this.renewed.set(key, now);
+    return true;
+  }
+
+  // Sends `commands` back to back: node-redis writes the commands of one
+  // tick in one write, in order. Resolves with each command's reply, or its
+  // error reply (an Error); Redis unreachable fails the whole as eval() does
+  // (and the renewal of `key` is forgotten, as it may not have happened).
+  async pipeline(key, commands) {
+    await this.settled();
+    const replies = await Promise.all(commands.map((c) => this.send(c).catch((err) => err)));
+    const lost = replies.find((r) => r instanceof Error && isUnavailable(r));
+    if (lost) {
+      this.renewed.delete(key);
+      throw unavailable(lost, this);
+    }
+    return replies;
+  }
+
+  // After a pipeline read `_expires` (0: none): whether the session lives.
+  // An ended session or a stray key is deleted before the caller hears
+  // back; near the absolute end a renewal is capped at `_expires` (LT: the
+  // TTL only shortens, so it stays min(idle, what is left)). As in the C++
+  // store, a failed DEL or EXPIREAT fails no request: readers compare
+  // `_expires` with their clock, and the idle TTL ends the key anyway.
+  async settle(key, expires, renewed) {
+    const left = expires - Math.floor(Date.now() / 1000);
+    if (!(expires > 0) || left <= 0) {
+      await this.send(['DEL', key]).catch(() => {});
+      return false;
+    }
+    if (renewed && left < 2 * Number(this.idleSeconds)) {
+      await this.send(['EXPIREAT', key, String(expires), 'LT']).catch(() => {});
+    }
+    return true;
+  }
+
+  // The session's HGETALL, or null (none, ended, a stray key).
+  async load(key) {
+    const renew = this.shouldRenew(key);
+    const commands = [['HGETALL', key]];
+    // EXPIRE on a missing key does nothing: a renewal brings nothing back.
+    if (renew) commands.push(['EXPIRE', key, this.idleSeconds]);
+    const [flat] = await this.pipeline(key, commands);
+    if (flat instanceof Error) throw flat;
+    return (await this.settle(key, expiresOf(flat), renew)) ? flat : null;
+  }
+
   get(sid, cb) {
     if (!isWellFormedId(sid)) return process.nextTick(cb, null, null);
-    this.eval(TOUCH, [this.keyFor(sid)], [this.idleSeconds]).then(
-      (flat) => cb(null, flat ? fromHash(flat) : null), (err) => cb(err));
+    this.load(this.keyFor(sid)).then((flat) => cb(null, flat ? fromHash(flat) : null), (err) => cb(err));
   }
 
   // express-session makes req.session from what get() returned: remember
@@ -339,6 +404,9 @@ class CorralStore extends Store {
     if (loaded) {
       for (const name of Object.keys(loaded)) if (!(name in fields)) remove.push(name);
     }
+    // Nothing changed (an increment stored it already, or resave: true): no
+    // write, and the renewal is get()'s, at most every renewalMs.
+    if (loaded && write.length === 0 && remove.length === 0) return process.nextTick(cb, null);
     const mode = loaded ? 'update' : 'replace';
     this.eval(SAVE, [this.keyFor(sid)],
       [this.idleSeconds, this.absoluteSeconds, mode, String(write.length / 2), ...write, ...remove])
@@ -355,11 +423,13 @@ class CorralStore extends Store {
   }
 
   // Adds `delta` to the integer property `field` of req.session in Redis,
-  // atomically (HINCRBY in a script, as the C++ SessionStore::Increment):
-  // concurrent requests, on any worker in any language, lose no increment,
-  // which a read-modify-write of req.session would. Resolves with the new
-  // value, also set in req.session. A session new in this request is saved
-  // at once (so Redis being down fails the request, not after the answer).
+  // atomically (HINCRBY, as the C++ SessionStore::Increment): concurrent
+  // requests, on any worker in any language, lose no increment, which a
+  // read-modify-write of req.session would. Resolves with the new value,
+  // also set in req.session. A session new in this request is saved at once
+  // (so Redis being down fails the request, not after the answer). A session
+  // that ended during the request (logout, expiry) is replaced by a new one
+  // (regenerate) holding `field` = `delta`, as the C++ store does.
   async increment(req, field, delta = 1) {
     if (RESERVED.has(field) || field === 'cookie') throw new Error(`session property "${field}" is reserved`);
     const loaded = req[kLoaded];
@@ -371,15 +441,20 @@ class CorralStore extends Store {
       await new Promise((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
       return req.session[field];
     }
-    const r = await this.eval(INCREMENT, [this.keyFor(req.sessionID)],
-      [this.idleSeconds, field, String(delta)]);
-    if (!r) {
-      // Ended meanwhile (logout, expiry): a fresh session for this request.
-      const e = new Error('the session ended during this request');
-      e.status = 409;
-      throw e;
+    const key = this.keyFor(req.sessionID);
+    const renew = this.shouldRenew(key);
+    // On an ended session HINCRBY re-creates the key with only `field`: the
+    // HGET after it sees no `_expires`, and settle() deletes the key.
+    const commands = [['HINCRBY', key, field, String(delta)], ['HGET', key, '_expires']];
+    if (renew) commands.push(['EXPIRE', key, this.idleSeconds]);
+    const [r, expires] = await this.pipeline(key, commands);
+    if (expires instanceof Error) throw expires;
+    if (!(await this.settle(key, expires === null ? 0 : Number(expires) || 0, renew))) {
+      await new Promise((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+      return this.increment(req, field, delta);
     }
-    const value = Number(r[0]);
+    if (r instanceof Error) throw r;
+    const value = Number(r);
     req.session[field] = value;
     // Stored already: the save at the end of the request must not write it
     // again (that would undo increments made since by other requests).
@@ -387,9 +462,18 @@ class CorralStore extends Store {
     return value;
   }
 
+  // express-session's touch (an unchanged session, after the response):
+  // the renewal of get(), without the read. It is rarely due, since the
+  // get() of the same request has just renewed the session.
   touch(sid, sess, cb = () => {}) {
     if (!isWellFormedId(sid)) return process.nextTick(cb, null);
-    this.eval(TOUCH, [this.keyFor(sid)], [this.idleSeconds]).then(() => cb(null), (err) => cb(err));
+    const key = this.keyFor(sid);
+    if (!this.shouldRenew(key)) return process.nextTick(cb, null);
+    this.pipeline(key, [['HGET', key, '_expires'], ['EXPIRE', key, this.idleSeconds]])
+      .then(([expires]) => {
+        if (expires instanceof Error) throw expires;
+        return this.settle(key, expires === null ? 0 : Number(expires) || 0, true);
+      }).then(() => cb(null), (err) => cb(err));
   }
 
   destroy(sid, cb = () => {}) {
