@@ -50,7 +50,6 @@ SupervisorConfig MakeConfig(const Options& o, int workers) {
 Agent::Agent(Options options, SignalFd signals, LogWriter* writer,
              CgroupReader* cgroups)
     : options_(std::move(options)),
-      writer_(writer),
       signals_(std::move(signals)),
       signal_watch_(io_),
       deadline_timer_(io_),

@@ -91,7 +91,6 @@ class Agent {
 
   // Constant after construction.
   const Options options_;
-  LogWriter* const writer_;
   SteadyClock clock_;
 
   boost::asio::io_context io_;

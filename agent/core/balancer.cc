@@ -149,12 +149,15 @@ absl::StatusOr<std::vector<int>> Balancer::FdsFor(int slot) {
 void Balancer::Update(const std::vector<WorkerView>& workers,
                       int target_workers) {
   for (auto& [index, g] : groups_) {
+    // A reference of its own: clang before 16 cannot capture a structured
+    // binding.
+    Group& group = g;
     // Scaled-away slots first: closing one renumbers the group.
-    for (int slot :
-         ClosableSlots(g.order, workers, target_workers, migrate_, [&g](int s) {
-           absl::StatusOr<int> n = AcceptQueueLength(g.fds[s]);
-           return n.ok() ? *n : 0;
-         })) {
+    for (int slot : ClosableSlots(
+             g.order, workers, target_workers, migrate_, [&group](int s) {
+               absl::StatusOr<int> n = AcceptQueueLength(group.fds[s]);
+               return n.ok() ? *n : 0;
+             })) {
       // Steer away from it before it leaves (its index is reused).
       ReuseportGroupMap after = g.order;
       after.Leave(slot);

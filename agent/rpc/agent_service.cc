@@ -10,6 +10,7 @@
 #include "agent/os/signals.h"
 #include "agent/rpc/grpc_status.h"
 #include "agent/rpc/status_report.h"
+#include "agent/rpc/stream_reactor.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace corral::agent {
@@ -188,7 +189,7 @@ template <typename T, typename Msg>
 grpc::ServerWriteReactor<Msg>* AgentService::OpenFollow(
     std::shared_ptr<FollowStream<T, Msg>> stream,
     std::function<void(FollowStream<T, Msg>&)> start) {
-  using Reactor = StreamReactor<Msg, FollowStream<T, Msg>>;
+  using Reactor = StreamReactor<Msg>;
   StreamFanout* streams = streams_;
   if (!streams->TryAcquire()) {
     auto* reactor = new Reactor(stream, nullptr);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "agent/rpc/grpc_status.h"
+#include "agent/rpc/stream_reactor.h"
 #include "agent/rpc/write_stream.h"
 
 namespace corral::agent {

@@ -21,7 +21,6 @@ from pylib.load import LoadGenerator
 from pylib.procfs import accepted_peer_ports, proc_state
 from pylib.testcase import TestCase, note
 from pylib.waiting import wait_for
-from pylib.workers import ClosedPort
 
 
 def get_from(port, source, path="/"):
@@ -144,25 +143,12 @@ class Balance(TestCase):
         self.assertEqual(late[:3], [], "answers from a scaled-away worker")
 
     def test_reload_under_keep_alive_load_with_corral_worker_fails_nothing(self):
-        worker = paths.binary("CORRAL_WORKER")
-        if paths.missing(worker):
-            self.skipTest("corral-worker not built")
-        # / needs no Redis: a loopback port held by us that refuses.
-        no_redis = {"REDIS_URL": f"redis://127.0.0.1:{ClosedPort(self).port}/0"}
+        command, env = self.corral_worker_without_redis()
         agent = self.start_agent(["--workers=2", "--balance=reuseport", "--drain-delay=0s",
-                                  "--stop-timeout=10s"], command=[worker], env=no_redis)
+                                  "--stop-timeout=10s"], command=command, env=env)
         agent.wait_ready(2, 20)
         agent.wait_steered("0,1")
-        load = self.start_load(agent.port, threads=24, keep_alive=True,
-                               pace=lambda tid: 0.3 if tid % 3 == 0 else 0)
-        load.wait_ok(300, 30)
-        for k in (1, 2):
-            load.mark(f"SIGHUP {k}")
-            os.kill(agent.host_pid, signal.SIGHUP)
-            agent.wait_event("reload_finished", count=k, timeout=30)
-            load.wait_ok(300, 30)
-        results = load.stop()
-        self.assertNoFailedRequests(results, agent.tail(), load=load)
+        self.reload_under_load(agent, reloads=2)
 
     def test_bad_balance_value_is_exit_2(self):
         agent = paths.binary("CORRAL_AGENT")

@@ -13,18 +13,14 @@ process may not load eBPF (no CAP_BPF / CAP_SYS_ADMIN). Loopback only, real
 processes, every wait bounded.
 """
 import collections
-import os
 import re
-import signal
 import socket
 import subprocess
 import unittest
 
-from pylib import paths
 from pylib.agent import Agent
 from pylib.http_client import Connection, get_once, parse_identity
 from pylib.testcase import TestCase, note
-from pylib.workers import ClosedPort
 
 # Runs the agent as nobody: no capability, so no eBPF (Debian's
 # kernel.unprivileged_bpf_disabled=2, and 1 elsewhere).
@@ -81,12 +77,15 @@ class RoundRobin(TestCase):
             by_worker[worker_of(r.body.decode())] += 1
         return by_worker
 
-    def corral_worker(self):
-        worker = paths.binary("CORRAL_WORKER")
-        if paths.missing(worker):
-            self.skipTest("corral-worker not built")
-        # / needs no Redis: a loopback port held by us that refuses.
-        return [worker], {"REDIS_URL": f"redis://127.0.0.1:{ClosedPort(self).port}/0"}
+    def start_two_corral_workers(self):
+        """Round-robin over 2 corral-workers (no Redis), both READY and
+        steered to."""
+        command, env = self.corral_worker_without_redis()
+        agent = self.start_round_robin(["--workers=2", "--drain-delay=0s", "--stop-timeout=10s"],
+                                       command=command, env=env)
+        agent.wait_ready(2, 20)
+        agent.wait_steered("0,1")
+        return agent
 
     def test_32_keep_alive_connections_split_exactly_16_16(self):
         agent = self.start_round_robin(["--workers=2"])
@@ -126,34 +125,16 @@ class RoundRobin(TestCase):
         self.assertEqual(self.spread(agent.port, 8), {"0": 4, "1": 4})
 
     def test_reload_under_keep_alive_load_fails_nothing(self):
-        command, env = self.corral_worker()
-        agent = self.start_round_robin(["--workers=2", "--drain-delay=0s", "--stop-timeout=10s"],
-                                       command=command, env=env)
-        agent.wait_ready(2, 20)
-        agent.wait_steered("0,1")
-        load = self.start_load(agent.port, threads=24, keep_alive=True,
-                               pace=lambda tid: 0.3 if tid % 3 == 0 else 0)
-        load.wait_ok(300, 30)
-        for k in (1, 2):
-            load.mark(f"SIGHUP {k}")
-            os.kill(agent.host_pid, signal.SIGHUP)
-            agent.wait_event("reload_finished", count=k, timeout=30)
-            load.wait_ok(300, 30)
-        results = load.stop()
-        self.assertNoFailedRequests(results, agent.tail(), load=load)
+        agent = self.start_two_corral_workers()
+        self.reload_under_load(agent, reloads=2)
         # The replacements inherited the slots' sockets: still in turn.
         agent.wait_steered("0,1")
         self.assertEqual(self.spread(agent.port, 32), {"0": 16, "1": 16})
 
     def test_scale_2_1_2_under_keep_alive_load_fails_nothing(self):
-        command, env = self.corral_worker()
-        agent = self.start_round_robin(["--workers=2", "--drain-delay=0s", "--stop-timeout=10s"],
-                                       command=command, env=env)
-        agent.wait_ready(2, 20)
-        agent.wait_steered("0,1")
-        load = self.start_load(agent.port, threads=16, keep_alive=True,
-                               pace=lambda tid: 0.2 if tid % 2 == 0 else 0.002)
-        load.wait_ok(300, 30)
+        agent = self.start_two_corral_workers()
+        load = self.start_keep_alive_load(agent, threads=16,
+                                          pace=lambda tid: 0.2 if tid % 2 == 0 else 0.002)
         load.mark("scale 1")
         code, out, err = agent.ctl("scale", "1")
         self.assertEqual(code, 0, f"corralctl scale 1: {out}{err}")

@@ -207,6 +207,13 @@ class LoadGenerator:
                 + f"; ok by worker {dict(sorted(by_worker.items(), key=str))}")
 
 
+def idle_third(tid):
+    """A pace for keep-alive load: every third thread waits 0.3 s after each
+    answer (its connection sits idle when a worker starts to drain), the
+    others send back to back."""
+    return 0.3 if tid % 3 == 0 else 0
+
+
 def sleep_paths(sleep_ms=(20, 40, 80, 120)):
     """paths() for LoadGenerator: GET /?sleep_ms=N cycling through sleep_ms,
     so some requests are always in flight in the workers."""

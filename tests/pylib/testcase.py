@@ -1,6 +1,7 @@
 """The base class of every Python test, and note() for evidence lines."""
 
 import shutil
+import signal
 import sys
 import tempfile
 import unittest
@@ -69,6 +70,40 @@ class TestCase(unittest.TestCase):
         load = LoadGenerator(port, **kw).start()
         self.addCleanup(load.stop)
         return load
+
+    def corral_worker_without_redis(self):
+        """corral-worker's command and environment for tests of `/`, which
+        needs no Redis: REDIS_URL names a loopback port held by the test
+        that refuses. Skips the test when corral-worker is not built."""
+        from . import paths
+        from .workers import ClosedPort
+        worker = paths.binary("CORRAL_WORKER")
+        if paths.missing(worker):
+            self.skipTest("corral-worker not built")
+        return [worker], {"REDIS_URL": f"redis://127.0.0.1:{ClosedPort(self).port}/0"}
+
+    def start_keep_alive_load(self, agent, threads, pace):
+        """Keep-alive load on the agent's port, once 300 requests have
+        succeeded (see load.LoadGenerator for `pace`)."""
+        load = self.start_load(agent.port, threads=threads, keep_alive=True, pace=pace)
+        load.wait_ok(300, 30)
+        return load
+
+    def reload_under_load(self, agent, reloads=2, threads=24, pace=None):
+        """Reloads the agent (SIGHUP) `reloads` times under keep-alive load
+        (default pace load.idle_third), each time waiting for
+        reload_finished and 300 more answers; fails the test if any request
+        failed. Returns the load's results."""
+        from .load import idle_third
+        load = self.start_keep_alive_load(agent, threads, pace or idle_third)
+        for k in range(1, reloads + 1):
+            load.mark(f"SIGHUP {k}")
+            agent.signal(signal.SIGHUP)
+            agent.wait_event("reload_finished", count=k, timeout=30)
+            load.wait_ok(300, 30)
+        results = load.stop()
+        self.assertNoFailedRequests(results, agent.tail(), load=load)
+        return results
 
     def assertNoFailedRequests(self, results, context="", load=None):
         """Notes the load's summary; fails with every outcome kind counted
