@@ -68,8 +68,10 @@ app.get('/heavy', (req, res) => {
 // or C++) lose no count.
 app.get('/session', sessions, async (req, res, next) => {
   try {
-    const isNew = !store.loaded(req);
     const counter = await store.increment(req, 'counter', 1);
+    // After the increment: one on a session that ended meanwhile starts a
+    // new session (not loaded from Redis).
+    const isNew = !store.loaded(req);
     res.set('Cache-Control', 'no-store').json({ counter, new: isNew, worker: WORKER, pid: process.pid });
   } catch (err) {
     next(err);
