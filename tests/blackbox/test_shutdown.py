@@ -151,10 +151,10 @@ class Shutdown(TestCase):
                 agent.wait_ready(1)
                 slow = []
                 t = threading.Thread(target=lambda: slow.append(
-                    one_request(port, "/?sleep_ms=3000", timeout=15)))
+                    one_request(port, "/?sleep_ms=4000", timeout=15)))
                 t.start()
                 agent.wait_until(lambda: any(
-                    "sleep_ms=3000" in e.get("msg", "")
+                    "sleep_ms=4000" in e.get("msg", "")
                     for e in agent.worker_lines(stream="stdout")), 5,
                     "the slow request in flight")
                 agent.signal(signal.SIGTERM)
@@ -163,13 +163,28 @@ class Shutdown(TestCase):
                     "draining" in e.get("msg", "")
                     for e in agent.worker_lines(stream="stderr")), 5,
                     "the worker draining")
-                refused = connect_outcome(port)
+                # The agent closes its copy in the same loop turn as it
+                # signals the worker, which may print first: allow it 1 s,
+                # well inside the 4 s request (without the fix the socket
+                # stays open until the agent exits).
+                refused = connect_outcome_within(port, 1.0)
                 t.join(15)
                 self.assertEqual(agent.wait_exit(15), 0, agent.tail())
                 self.assertEqual([(r.kind, r.status) for r in slow], [("ok", 200)])
                 self.assertEqual(refused, "refused",
                                  "a connection made during the drain was "
                                  "queued where no worker accepts")
+
+
+def connect_outcome_within(port, seconds):
+    """'refused' as soon as a connect is refused within `seconds`, else
+    'connected' (each attempt was queued on a listener)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        outcome = connect_outcome(port)
+        if outcome == "refused" or time.monotonic() > deadline:
+            return outcome
+        time.sleep(0.05)
 
 
 def connect_outcome(port):
