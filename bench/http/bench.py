@@ -47,10 +47,12 @@ def wrk(url, args, headers=(), cpu_pids=(), redis_pids=(), sup_pids=()):
     for hdr in headers:
         cmd += ["-H", hdr]
     each0 = [procfs.cpu_seconds([p]) for p in cpu_pids]
+    ctx0 = context_switches(cpu_pids)
     r0, s0 = procfs.cpu_seconds(redis_pids), procfs.cpu_seconds(sup_pids)
     out = subprocess.run(cmd + [url], capture_output=True, text=True,
                          check=True).stdout
     each = [procfs.cpu_seconds([p]) - c for p, c in zip(cpu_pids, each0)]
+    ctx = context_switches(cpu_pids) - ctx0
     r1, s1 = procfs.cpu_seconds(redis_pids), procfs.cpu_seconds(sup_pids)
     w0, w1 = 0, sum(each)
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -64,10 +66,25 @@ def wrk(url, args, headers=(), cpu_pids=(), redis_pids=(), sup_pids=()):
             "redis_us": 1e6 * (r1 - r0) / max(total, 1),
             # The agent's own CPU (it is off the data path: ~0 expected).
             "sup_us": 1e6 * (s1 - s0) / max(total, 1),
+            "ctx": ctx / max(total, 1),
             # How the work split over the workers: max/min of their CPU.
             "split": max(each) / max(min(each), 1e-9) if each else 0,
             "non2xx": int(errors.group(1)) if errors else 0,
             "socket_errors": sock_err.group(1) if sock_err else ""}
+
+
+def context_switches(pids):
+    """Voluntary + involuntary context switches of `pids` (gone ones: 0)."""
+    n = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if "ctxt_switches:" in line:
+                        n += int(line.split()[-1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return n
 
 
 def start_corral(scope, env, worker, flags=()):
@@ -161,9 +178,9 @@ def main():
           "interleaved rounds" % (args.threads, args.connections,
                                   args.duration, env["REDIS_URL"],
                                   os.cpu_count(), args.rounds))
-    print("%-16s %-9s %10s %8s %6s %9s %9s %9s %7s   %s" % (
+    print("%-16s %-9s %10s %8s %6s %9s %9s %9s %7s %6s   %s" % (
         "setup", "path", "requests/s", "p99 ms", "errors", "worker us", "redis us",
-        "agent us", "split", "requests/s of each round"))
+        "agent us", "split", "ctx", "requests/s of each round"))
     best = {}
     for (name, path), rs in runs.items():
         rps = median([r["rps"] for r in rs])
@@ -171,15 +188,16 @@ def main():
         errs = sum(r["non2xx"] for r in rs) or \
             ";".join(r["socket_errors"] for r in rs if r["socket_errors"]) or 0
         best[(name, path)] = rps
-        print("%-16s %-9s %10.0f %8.2f %6s %9.1f %9.1f %9.2f %7.2f   %s" % (
+        print("%-16s %-9s %10.0f %8.2f %6s %9.1f %9.1f %9.2f %7.2f %6.3f   %s" % (
             name, path, rps, p99, errs,
             median([r["worker_us"] for r in rs]),
             median([r["redis_us"] for r in rs]),
             median([r["sup_us"] for r in rs]),
             median([r["split"] for r in rs]),
+            median([r["ctx"] for r in rs]),
             " ".join("%.0f" % r["rps"] for r in rs)))
     print("(us = CPU microseconds per request; split = max/min of the two "
-          "workers' CPU)")
+          "workers' CPU; ctx = the workers' context switches per request)")
     print("/session vs / under corral: %.0f%% (goal >= 60%%)" %
           (100 * best[("corral", "/session")] / best[("corral", "/")]))
     for name in [n for n, p in runs if p == "/" and n.startswith("corral")]:
