@@ -231,6 +231,9 @@ void Agent::AfterEvent() {
     return;
   }
   if (started_) {
+    // Shutdown past its drain delay: every worker has been told to stop and
+    // none will start again (Balancer::Release says why).
+    if (supervisor_->stopping_for_good()) listeners_->Release();
     listeners_->Update(supervisor_->Workers(), supervisor_->target_workers());
   }
   if (control_) control_->AfterEvent();

@@ -1,5 +1,7 @@
 #include "agent/core/balancer.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/os/fd.h"
@@ -20,7 +22,10 @@ absl::Status AttachRoundRobin(EbpfRoundRobin& rr, int group_fd,
 Balancer::Balancer(BalanceMode mode, EventSink* events)
     : requested_(mode), mode_(mode), events_(events) {}
 
-Balancer::~Balancer() {
+Balancer::~Balancer() { Release(); }
+
+void Balancer::Release() {
+  if (std::exchange(released_, true)) return;
   for (size_t i = 0; i < listeners_.size(); ++i) {
     auto g = groups_.find(i);
     if (g == groups_.end()) {
@@ -28,6 +33,7 @@ Balancer::~Balancer() {
       continue;
     }
     for (const auto& [slot, fd] : g->second.fds) CloseFd(fd);
+    g->second.fds.clear();
   }
 }
 
@@ -116,6 +122,10 @@ absl::Status Balancer::StartRoundRobin() {
 }
 
 absl::StatusOr<std::vector<int>> Balancer::FdsFor(int slot) {
+  if (released_) {
+    return absl::FailedPreconditionError(
+        "the listening sockets were released for the shutdown");
+  }
   std::vector<int> fds;
   for (size_t i = 0; i < listeners_.size(); ++i) {
     auto it = groups_.find(i);
@@ -148,6 +158,7 @@ absl::StatusOr<std::vector<int>> Balancer::FdsFor(int slot) {
 
 void Balancer::Update(const std::vector<WorkerView>& workers,
                       int target_workers) {
+  if (released_) return;  // nothing left to steer or close
   for (auto& [index, g] : groups_) {
     // A reference of its own: clang before 16 cannot capture a structured
     // binding.
@@ -225,6 +236,7 @@ bool Balancer::QueueEmpty(int slot) const {
 
 std::vector<ListenerSample> Balancer::SampleQueues() const {
   std::vector<ListenerSample> out;
+  if (released_) return out;  // the fds are closed (and may be reused)
   for (size_t i = 0; i < listeners_.size(); ++i) {
     ListenerSample sample;
     sample.address = listeners_[i].address;

@@ -4,7 +4,8 @@
 // wakes one acceptor; the spread follows its LIFO wakeup). kRoundRobin,
 // kReuseport and kSourceIp: for each tcp --listen, one SO_REUSEPORT socket
 // per worker slot, opened when the slot first spawns and held until the
-// agent exits (or the slot is scaled away and its queue is empty), so a
+// shutdown stops the workers (Release) or the slot is scaled away and its
+// queue is empty, so a
 // replacement of the slot inherits the same socket and queue. A steering
 // program sends each new connection to a slot whose worker is READY: in
 // turn (eBPF, round_robin.h) or by a hash (classic BPF, steering.h). kAuto
@@ -51,6 +52,17 @@ class Balancer {
   // members of slots scaled away once they are drained.
   void Update(const std::vector<WorkerView>& workers, int target_workers);
 
+  // Shutdown, once the workers have been told to stop: closes the agent's
+  // copies of every listening socket, for good. No worker will be started
+  // again, so a connection that reached a socket only the agent still held
+  // would wait in its queue until the agent exits and then be reset, its
+  // request sent and lost; with the agent's copies gone, a socket closes
+  // when its last worker stops accepting, and the kernel refuses such a
+  // connection at once (nothing sent: the client may retry elsewhere).
+  // Sockets a worker still holds keep serving. Update() does nothing after.
+  void Release();
+  bool released() const { return released_; }
+
   // True when every per-slot socket of `slot` has an empty accept queue.
   bool QueueEmpty(int slot) const;
   // The accept queue of every tcp socket (shared, and each per-slot
@@ -89,6 +101,7 @@ class Balancer {
   std::vector<OpenListener> listeners_;  // index = --listen index
   std::map<size_t, Group> groups_;       // --listen index -> its group
   bool migrate_ = false;
+  bool released_ = false;  // Release() ran: no fd of ours is open
 };
 
 }  // namespace corral::agent

@@ -137,6 +137,12 @@ class Supervisor {
   int target_workers() const { return target_; }
   bool draining() const { return mode_ != Mode::kRunning; }
   bool shutting_down() const { return mode_ == Mode::kShuttingDown; }
+  // Shutting down past the drain delay: every worker has had the stop
+  // signal (or SIGKILL) and no worker will be started again.
+  bool stopping_for_good() const {
+    return mode_ == Mode::kShuttingDown && phase_ != Phase::kNone &&
+           phase_ != Phase::kDelay;
+  }
   bool reloading() const { return reload_.has_value(); }
   // True once the agent should exit; exit_code() then says with what.
   bool done() const { return phase_ == Phase::kDone; }

@@ -4,6 +4,7 @@
 //   corral-loadgen --url http://127.0.0.1:8080/ [--connections 32]
 //                  [--threads 2] [--duration 10] [--timeout 5]
 //                  [--retry-delay 0.01] [--tick 0.1] [--out FILE]
+//                  [--drain-ack FILE]
 //
 // N connections each send a request, wait for the whole response and send
 // the next (no pipelining); after a failure a connection waits --retry-delay
@@ -11,6 +12,10 @@
 // then writes one JSON object (bench/traffic/README.md lists the fields).
 // SIGUSR1 starts drain mode: no new connections from then on; each open one
 // is used until the server closes it, and the run ends when none is left.
+// --drain-ack FILE is created once every client thread is in drain mode, so
+// that a script can wait for it before it stops the server: until then a
+// connection the server closes is reconnected (issue 10: under load that
+// took over 20 ms, and those reconnections met a server already draining).
 // Requests still in flight when the run ends are counted neither way.
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +51,7 @@ struct Flags {
   double retry_delay = 0.01;
   double tick = 0.1;
   std::string out;
+  std::string drain_ack;
 };
 
 // One client thread: its own io_context, connections and Stats.
@@ -85,6 +91,18 @@ std::chrono::milliseconds Millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
+// Creates `path` empty (the drain acknowledgement); a failure is reported,
+// and the script waiting for the file then says it never came.
+void CreateFile(const std::string& path) {
+  FILE* f = fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    fprintf(stderr, "corral-loadgen: --drain-ack=%s: %s\n", path.c_str(),
+            strerror(errno));
+    return;
+  }
+  fclose(f);
+}
+
 // Waits for the end of the run on the main thread: the duration, SIGINT or
 // SIGTERM, or (after SIGUSR1) the last connection closing. Returns the
 // drain start, 0 if there was none.
@@ -103,9 +121,16 @@ double WaitForEnd(const Flags& flags, double start_s,
     if (sig == SIGINT || sig == SIGTERM) return drain_s;
     if (sig == SIGUSR1 && drain_s == 0) {
       drain_s = NowSeconds();
+      // Shared by the closures: the last client thread to stop
+      // reconnecting creates the acknowledgement.
+      auto acked = std::make_shared<std::atomic<size_t>>(0);
       for (auto& client : clients) {
-        asio::post(client->io, [c = client.get()] {
+        asio::post(client->io, [c = client.get(), acked, n = clients.size(),
+                                path = flags.drain_ack] {
           for (auto& conn : c->connections) conn->StopReconnecting();
+          if (acked->fetch_add(1) + 1 == n && !path.empty()) {
+            CreateFile(path);
+          }
         });
       }
     }
@@ -201,6 +226,9 @@ int main(int argc, char** argv) {
   app.add_option("--tick", flags.tick, "seconds per ok_per_tick entry")
       ->check(CLI::PositiveNumber);
   app.add_option("--out", flags.out, "write the JSON here, not to stdout");
+  app.add_option("--drain-ack", flags.drain_ack,
+                 "create this file once SIGUSR1's drain mode is in effect on "
+                 "every thread (no reconnection from then on)");
   CLI11_PARSE(app, argc, argv);
   return Run(flags);
 }

@@ -10,6 +10,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -32,7 +33,7 @@ class Server:
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.handle, self.requests, self.lock = handle, 0, threading.Lock()
-        self.stopped = False
+        self.stopped, self.accepted = False, 0
         if accept:
             threading.Thread(target=self.accept_loop, daemon=True).start()
 
@@ -42,6 +43,8 @@ class Server:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            with self.lock:
+                self.accepted += 1
             threading.Thread(target=self.serve, args=(conn,),
                              daemon=True).start()
 
@@ -211,6 +214,44 @@ class LoadgenTest(unittest.TestCase):
         self.assertEqual(r["failed"], 0)
         self.assertGreater(r["drain_start"], 0)
         self.assertLess(r["end"] - r["start"], 10)
+
+    def test_drain_ack_means_no_new_connection(self):
+        closing = threading.Event()
+        srv = Server(lambda conn, i: not conn.sendall(
+            ok_response(close=closing.is_set())))
+        ack = os.path.join(tempfile.mkdtemp(prefix="loadgen-test-"), "ack")
+        p = subprocess.Popen(
+            [LOADGEN, "--url", "http://127.0.0.1:%d/" % srv.port,
+             "--connections", "4", "--threads", "2", "--duration", "30",
+             "--drain-ack", ack], stdout=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: srv.requests > 20, "requests to flow")
+            self.assertFalse(os.path.exists(ack))
+            p.send_signal(signal.SIGUSR1)
+            wait_for(lambda: os.path.exists(ack), "the drain ack")
+            accepted = srv.accepted
+            closing.set()  # every next answer says close: nobody reconnects
+            out, _ = p.communicate(timeout=10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            if os.path.exists(ack):
+                os.unlink(ack)
+            os.rmdir(os.path.dirname(ack))
+        srv.close()
+        r = json.loads(out)
+        self.assertEqual(srv.accepted, accepted)
+        self.assertEqual(r["failed"], 0)
+        self.assertGreater(r["drain_start"], 0)
+
+
+def wait_for(condition, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.01)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ a worker that ignores SIGTERM is SIGKILLed at --stop-timeout and the agent
 exits 1; a second SIGTERM cuts the drain short."""
 
 import signal
+import socket
 import threading
 import time
 import unittest
@@ -133,6 +134,70 @@ class Shutdown(TestCase):
         names = [e["event"] for e in agent.agent_events()]
         self.assertEqual(names[-1], "shutdown_finished",
                          f"events after shutdown_finished: {names[names.index('shutdown_finished'):]}")
+
+    def test_socket_no_worker_accepts_on_refuses_during_the_drain(self):
+        """Issue 10: once the workers have the stop signal, the agent lets go
+        of its copies of the listening sockets. A worker that stopped
+        accepting and is still finishing a request leaves no socket open
+        where a new connection could wait unserved until the agent exits
+        and then be reset, its request lost: such a connection is refused
+        at once, before anything is sent."""
+        for mode in ("reuseport", "shared"):
+            with self.subTest(balance=mode):
+                agent = self.start_agent(
+                    ["--workers=1", "--drain-delay=0s", "--stop-timeout=20s",
+                     "--balance=" + mode], ["--log-requests"])
+                port = agent.port
+                agent.wait_ready(1)
+                slow = []
+                t = threading.Thread(target=lambda: slow.append(
+                    one_request(port, "/?sleep_ms=4000", timeout=15)))
+                t.start()
+                agent.wait_until(lambda: any(
+                    "sleep_ms=4000" in e.get("msg", "")
+                    for e in agent.worker_lines(stream="stdout")), 5,
+                    "the slow request in flight")
+                agent.signal(signal.SIGTERM)
+                # The worker closed its copy of the socket (it says so after).
+                agent.wait_until(lambda: any(
+                    "draining" in e.get("msg", "")
+                    for e in agent.worker_lines(stream="stderr")), 5,
+                    "the worker draining")
+                # The agent closes its copy in the same loop turn as it
+                # signals the worker, which may print first: allow it 1 s,
+                # well inside the 4 s request (without the fix the socket
+                # stays open until the agent exits).
+                refused = connect_outcome_within(port, 1.0)
+                t.join(15)
+                self.assertEqual(agent.wait_exit(15), 0, agent.tail())
+                self.assertEqual([(r.kind, r.status) for r in slow], [("ok", 200)])
+                self.assertEqual(refused, "refused",
+                                 "a connection made during the drain was "
+                                 "queued where no worker accepts")
+
+
+def connect_outcome_within(port, seconds):
+    """'refused' as soon as a connect is refused within `seconds`, else
+    'connected' (each attempt was queued on a listener)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        outcome = connect_outcome(port)
+        if outcome == "refused" or time.monotonic() > deadline:
+            return outcome
+        time.sleep(0.05)
+
+
+def connect_outcome(port):
+    """'refused', or 'connected' (the kernel queued it on a listener)."""
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect(("127.0.0.1", port))
+        return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    finally:
+        s.close()
 
 
 def orphan_pids(body):

@@ -203,11 +203,15 @@ TEST_F(SupervisorTest, ShutdownDrainsThenTermsThenExitsZero) {
   config_.stop_timeout = seconds(20);
   Start(2);
   ReadyAll();
+  EXPECT_FALSE(sup_->stopping_for_good());
   sup_->Shutdown(SIGTERM);
   EXPECT_FALSE(sup_->Ready());  // readiness flips first
   EXPECT_TRUE(procs_.signals.empty());
+  // Workers still accept during the delay: the agent keeps its sockets.
+  EXPECT_FALSE(sup_->stopping_for_good());
   EXPECT_EQ(NextIn(), seconds(5));
   AdvanceTo(seconds(5));
+  EXPECT_TRUE(sup_->stopping_for_good());
   EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
   EXPECT_THAT(procs_.GroupSignals(101), ElementsAre(SIGTERM));
   EXPECT_THAT(procs_.stray_signals, ElementsAre(SIGTERM));
@@ -217,6 +221,19 @@ TEST_F(SupervisorTest, ShutdownDrainsThenTermsThenExitsZero) {
   EXPECT_TRUE(sup_->done());
   EXPECT_EQ(sup_->exit_code(), 0);
   EXPECT_EQ(sink_.Count("worker_restart_scheduled"), 0);
+}
+
+// A drain (the agent stays up) may be resumed: its sockets must stay. A
+// shutdown after it is for good at once.
+TEST_F(SupervisorTest, StoppingForGoodOnlyWhenShuttingDown) {
+  config_.drain_delay = seconds(0);
+  Start(1);
+  ReadyAll();
+  ASSERT_TRUE(sup_->Drain().ok());
+  EXPECT_THAT(procs_.GroupSignals(100), ElementsAre(SIGTERM));
+  EXPECT_FALSE(sup_->stopping_for_good());
+  sup_->Shutdown(SIGTERM);
+  EXPECT_TRUE(sup_->stopping_for_good());
 }
 
 TEST_F(SupervisorTest, ShutdownKillsAfterStopTimeoutAndExitsOne) {
