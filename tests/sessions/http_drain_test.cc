@@ -13,6 +13,8 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -285,6 +287,31 @@ TEST_F(HttpDrainTest, AcceptCompletedAfterDrainBeganIsServed) {
   server_->Drain([this] { drained_ = true; });
   RunLoop();
   ExpectAnsweredAndClosed(c, "hello\n");
+  EXPECT_TRUE(WaitUntil([&] { return drained_.load(); }));
+}
+
+// Connections still in the accept queue when the drain begins are served,
+// not left for a close that resets them: here nobody else holds the socket
+// (the agent lets go of its copies at shutdown), so they would be lost.
+TEST_F(HttpDrainTest, ConnectionsQueuedWhenTheDrainBeginsAreServed) {
+  MakeServer();
+  StartAccepting();
+  close(std::exchange(listen_fd_, -1));  // the worker's copy is the last
+  constexpr int kQueued = 10;
+  std::vector<std::unique_ptr<RawHttpClient>> clients;
+  for (int i = 0; i < kQueued; ++i) {
+    clients.push_back(std::make_unique<RawHttpClient>());
+    ASSERT_TRUE(clients.back()->Connect(port_).ok());
+    ASSERT_TRUE(clients.back()->Send(RawGet("/")).ok());
+  }
+  // The drain is the first thing the loop runs: at most the speculative
+  // accept made when accepting started got one of them.
+  asio::post(io_, [this] { server_->Drain([this] { drained_ = true; }); });
+  RunLoop();
+  for (int i = 0; i < kQueued; ++i) {
+    SCOPED_TRACE(i);
+    ExpectAnsweredAndClosed(*clients[i], "hello\n");
+  }
   EXPECT_TRUE(WaitUntil([&] { return drained_.load(); }));
 }
 

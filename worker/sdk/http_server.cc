@@ -294,6 +294,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   State state_ = State::kReading;
 };
 
+// The most connections a drain takes from its socket's queue (SOMAXCONN).
+constexpr int kMaxQueuedAtDrain = 4096;
+
 // Accepts on one listening socket until drained.
 class HttpAcceptor : public std::enable_shared_from_this<HttpAcceptor> {
  public:
@@ -314,8 +317,23 @@ class HttpAcceptor : public std::enable_shared_from_this<HttpAcceptor> {
   void Close() {
     error_code ignored;
     retry_.cancel();
+    // Serve what is already queued first. With a socket of its own (the
+    // agent's per-slot sockets) nobody else would accept these: at
+    // shutdown the kernel resets them when the last copy closes, their
+    // requests already sent. At most a backlog's worth: what arrives while
+    // we take them is accepted too, a flood is not followed forever.
+    if (!shared_->aborted && acceptor_.is_open()) {
+      acceptor_.non_blocking(true, ignored);
+      for (int i = 0; i < kMaxQueuedAtDrain; ++i) {
+        Protocol::socket s(shared_->io);
+        error_code ec;
+        acceptor_.accept(s, ec);
+        if (ec) break;  // would_block: the queue is empty
+        Serve(std::move(s));
+      }
+    }
     // Closes only our descriptor: the agent's copy keeps the queue open for
-    // the other workers.
+    // the other workers (and, in a reload, for this slot's replacement).
     acceptor_.close(ignored);
   }
 
