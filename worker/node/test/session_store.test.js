@@ -5,38 +5,13 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert');
-const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { createClient } = require('redis');
 const { startRedis, start, waitFor, freePort, tempDir } = require('./helpers');
 const { sessionApp } = require('./fixtures/session_app');
 const { Jar, fetchWith } = require('./cookies');
-const { CorralStore, isWellFormedId } = require('../lib/session_store');
-
-async function serve(t, app) {
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  t.after(() => server.close());
-  return `http://127.0.0.1:${server.address().port}`;
-}
-
-async function rawClient(t, url) {
-  const c = createClient({ url });
-  c.on('error', () => {});
-  await c.connect();
-  t.after(() => c.close());
-  return c;
-}
-
-function storeFor(t, redis, options = {}) {
-  const store = new CorralStore({ url: redis.url, ...options });
-  t.after(() => store.close());
-  return store;
-}
-
-const keyOf = (id) => `corral:sess:${crypto.createHash('sha256').update(id).digest('hex')}`;
-const idOf = (jar) => /^s%3A([^.]+)\./.exec(jar.get('corral_sid'))[1];
+const { isWellFormedId } = require('../lib/session_store');
+const { serve, rawClient, storeFor, keyOf, idOf } = require('./session_helpers');
 
 test('create, read, update in the corral layout', async (t) => {
   const redis = await startRedis(t);
