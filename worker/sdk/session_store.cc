@@ -17,6 +17,7 @@
 #include "worker/sdk/connect_redis_sessions.h"
 #include "worker/sdk/cookie_signature.h"
 #include "worker/sdk/session_id.h"
+#include "worker/sdk/session_scripts.h"
 
 namespace corral::worker {
 namespace {
@@ -34,53 +35,14 @@ namespace {
 //     the HGET after it shows no `_expires`, so the request gets a new
 //     session and the worker deletes the stray key (it expires anyway:
 //     EXPIRE or the end of the idle timeout);
-//   - EXPIRE renews the idle timeout, at most every kRefreshFraction of it
+//   - EXPIRE renews the idle timeout, at most every 1/kRefreshFraction of it
 //     per worker and session (a write every request would cost Redis, its
 //     replicas and its AOF for no gain);
 //   - near the session's absolute end (within twice the idle timeout, by
 //     this worker's clock: slack for clock skew) every EXPIRE is followed
 //     by EXPIREAT `_expires` LT, and the caller is answered after that one,
 //     so Redis ends the key at its absolute end, on Redis' clock.
-// The scripts read Redis' clock (TIME); Redis 7 replicates scripts by
-// effect, so TIME before a write is allowed. A script's `false` reaches us
-// as nil: no such session.
-
-// KEYS[1] session; ARGV[1] idle seconds, ARGV[2] absolute seconds,
-// ARGV[3..] field, value pairs. 0 when the key exists (an id collision).
-constexpr char kCreateScript[] = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local now = tonumber(redis.call('TIME')[1])
-local exp = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], '_created', now, '_expires', exp,
-           unpack(ARGV, 3))
-redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), tonumber(ARGV[2])))
-return {now, exp}
-)lua";
-
-// KEYS[1] session; ARGV[1] idle seconds, ARGV[2..] field, value pairs.
-constexpr char kSetScript[] = R"lua(
-local exp = redis.call('HGET', KEYS[1], '_expires')
-if not exp then return 0 end
-local left = tonumber(exp) - tonumber(redis.call('TIME')[1])
-if left <= 0 then redis.call('DEL', KEYS[1]) return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
-return 1
-)lua";
-
-// KEYS[1] session, KEYS[2] its new key. 1 moved, 0 no such session (or an
-// ended one, or a stray key: see above), -1 the new key is taken.
-constexpr char kRotateScript[] = R"lua(
-local exp = redis.call('HGET', KEYS[1], '_expires')
-if not exp then return 0 end
-if tonumber(exp) <= tonumber(redis.call('TIME')[1]) then
-  redis.call('DEL', KEYS[1])
-  return 0
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-redis.call('RENAME', KEYS[1], KEYS[2])
-return 1
-)lua";
+// The scripts (create, set, rotate) are in session_scripts.h.
 
 // How often to draw a new id when one is taken (2^-256 odds: never).
 constexpr int kCreateTries = 3;
