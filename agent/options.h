@@ -3,6 +3,10 @@
 //
 // Options{} is the one source of the defaults: the flags start from it and
 // --help prints it (HelpText), so a default is changed here and nowhere else.
+//
+// Defined in options.cc (the flag table: CLI11 definitions, help text,
+// ParseCommandLine) and options_validate.cc (the checks that turn the flag
+// values into Options, and the duration flags).
 #ifndef CORRAL_AGENT_OPTIONS_H_
 #define CORRAL_AGENT_OPTIONS_H_
 

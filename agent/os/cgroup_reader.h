@@ -48,6 +48,7 @@ class ProcCgroupReader final : public CgroupReader {
 };
 
 // The parsers below are pure; they are public so tests can reach them.
+// They live in cgroup_parse.cc.
 
 // One line of /proc/self/mountinfo (fields we use).
 struct MountInfo {

@@ -1,3 +1,7 @@
+// The Supervisor's core: the process table, spawning, readiness, kills,
+// exits and restarts, notify messages and deadlines (Tick). The rollouts are
+// in supervisor_reload.cc, the commands that change how many workers run in
+// supervisor_commands.cc, the queries in supervisor_queries.cc.
 #include "agent/supervisor/supervisor.h"
 
 #include <algorithm>
@@ -77,14 +81,6 @@ Event Supervisor::WorkerEvent(Level level, std::string name, std::string msg,
       .With("gen", int64_t{p.generation})
       .With("pid", int64_t{p.pid});
   return e;
-}
-
-RolloutStep Supervisor::Step(std::string message) const {
-  RolloutStep step;
-  step.reason = reload_->reason;
-  step.total = static_cast<int>(reload_->slots.size());
-  step.message = std::move(message);
-  return step;
 }
 
 // --- spawning and state changes ------------------------------------------
@@ -492,169 +488,6 @@ std::optional<TimePoint> Supervisor::NextDeadline() const {
     consider(phase_deadline_);
   }
   return next;
-}
-
-// --- rolling reload -------------------------------------------------------
-
-absl::Status Supervisor::CanRoll() const {
-  if (mode_ == Mode::kShuttingDown) {
-    return absl::FailedPreconditionError("the agent is shutting down");
-  }
-  if (mode_ == Mode::kDraining) {
-    return absl::FailedPreconditionError(
-        "workers are drained; resume before reloading (`corralctl resume` "
-        "brings them back)");
-  }
-  if (reload_) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("a %s is already in progress (at worker %d)",
-                        reload_->reason, reload_->slot()));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Supervisor::Reload() {
-  if (absl::Status s = CanRoll(); !s.ok()) return s;
-  reload_ = ReloadState{};
-  reload_->reason = "reload";
-  for (int slot = 0; slot < target_; ++slot) reload_->slots.push_back(slot);
-  const std::string msg =
-      absl::StrFormat("rolling reload of %d worker(s)", target_);
-  events_->Emit(Event{Level::kInfo, "reload_started", msg, {}});
-  if (rollout_ != nullptr) rollout_->OnStarted(Step(msg));
-  ReloadStep();
-  return absl::OkStatus();
-}
-
-absl::Status Supervisor::Replace(int slot, const std::string& reason) {
-  if (slot < 0 || slot >= target_) {
-    return absl::NotFoundError(absl::StrFormat(
-        "no worker %d: workers are numbered 0 to %d", slot, target_ - 1));
-  }
-  if (absl::Status s = CanRoll(); !s.ok()) return s;
-  Process* current = Current(slot);
-  if (current == nullptr || current->state != WorkerState::kReady) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "worker %d has no READY process to replace (it is %s); try again "
-        "once it is READY",
-        slot, current ? WorkerStateName(current->state) : "restarting"));
-  }
-  reload_ = ReloadState{};
-  reload_->reason = reason;
-  reload_->slots = {slot};
-  if (rollout_ != nullptr) {
-    // No event: the replacement's own events tell the story.
-    rollout_->OnStarted(Step(absl::StrFormat("%s of worker %d", reason, slot)));
-  }
-  ReloadStep();
-  return absl::OkStatus();
-}
-
-void Supervisor::ReloadStep() {
-  while (reload_ && reload_->index < reload_->slots.size()) {
-    const int slot = reload_->slot();
-    Process* current = slot < target_ ? Current(slot) : nullptr;
-    if (current == nullptr || current->state != WorkerState::kReady) {
-      // Nothing serving in this slot: its next start runs the new code.
-      reload_->index++;
-      continue;
-    }
-    SpawnSlot(slot, /*replacement=*/true);
-    return;  // wait for the candidate's READY (or failure)
-  }
-  if (!reload_) return;
-  const RolloutStep step = Step(absl::StrCat(reload_->reason, " finished"));
-  reload_.reset();
-  events_->Emit(Event{Level::kInfo, "reload_finished", step.message, {}}.With(
-      "reason", step.reason));
-  if (rollout_ != nullptr) rollout_->OnFinished(step);
-}
-
-void Supervisor::ReloadAbort(const std::string& reason) {
-  if (!reload_) return;
-  const int slot = reload_->slot();
-  RolloutStep step = Step("");
-  step.worker = slot;
-  if (reload_->candidate) {
-    if (Process* c = Find(*reload_->candidate)) {
-      c->replacement = false;
-      Retire(*c);
-    }
-  }
-  reload_.reset();
-  Event e{Level::kError,
-          "reload_aborted",
-          absl::StrFormat("reload stopped at worker %d: %s; the old worker "
-                          "keeps serving",
-                          slot, reason),
-          {}};
-  e.With("worker", int64_t{slot}).With("reason", reason);
-  events_->Emit(e);
-  step.message = e.msg;
-  if (rollout_ != nullptr) rollout_->OnAborted(step);
-}
-
-// --- queries --------------------------------------------------------------
-
-int Supervisor::ReadyCount() const {
-  int n = 0;
-  for (const Process& p : procs_) {
-    if (p.state == WorkerState::kReady && !p.retiring && !p.not_accepting) ++n;
-  }
-  return n;
-}
-
-void Supervisor::SetNotAccepting(const std::vector<pid_t>& pids) {
-  for (Process& p : procs_) {
-    p.not_accepting = std::find(pids.begin(), pids.end(), p.pid) != pids.end();
-  }
-}
-
-bool Supervisor::Ready(int min_ready) const {
-  return mode_ == Mode::kRunning && ReadyCount() >= min_ready;
-}
-
-std::vector<WorkerView> Supervisor::Workers() const {
-  std::vector<WorkerView> out;
-  for (const Process& p : procs_) {
-    WorkerView v;
-    v.slot = p.slot;
-    v.generation = p.generation;
-    v.pid = p.pid;
-    v.state = p.state;
-    v.started_at = p.spawned_at;
-    v.ready_at = p.ready_at;
-    v.status = p.status;
-    v.accepting = !p.not_accepting;
-    if (auto it = slots_.find(p.slot); it != slots_.end()) {
-      v.restarts = it->second.restarts;
-      v.last_exit = it->second.last_exit;
-    }
-    out.push_back(v);
-  }
-  for (const auto& [slot, s] : slots_) {
-    if (slot >= target_) continue;
-    bool has_process =
-        std::any_of(procs_.begin(), procs_.end(),
-                    [slot = slot](const Process& p) { return p.slot == slot; });
-    if (has_process) continue;
-    WorkerView v;
-    v.slot = slot;
-    v.generation = s.generation;
-    // No process: the agent gave up on it, a drain or shutdown stopped it
-    // (only Resume starts it again), or a restart is scheduled.
-    v.state = s.failed                  ? WorkerState::kFailed
-              : mode_ != Mode::kRunning ? WorkerState::kStopped
-                                        : WorkerState::kBackoff;
-    v.restarts = s.restarts;
-    v.last_exit = s.last_exit;
-    out.push_back(v);
-  }
-  std::sort(
-      out.begin(), out.end(), [](const WorkerView& a, const WorkerView& b) {
-        return a.slot != b.slot ? a.slot < b.slot : a.generation < b.generation;
-      });
-  return out;
 }
 
 }  // namespace corral::agent

@@ -5,6 +5,10 @@
 // ProcessControl, time through Clock, and everything it decides is reported
 // as Events. It is driven by its owner calling the On*() methods and Tick()
 // at NextDeadline(); all calls must come from one thread.
+//
+// One class, four source files: supervisor.cc (the core), supervisor_reload.cc
+// (rollouts), supervisor_commands.cc (scale, drain, resume, shutdown) and
+// supervisor_queries.cc.
 #ifndef CORRAL_AGENT_SUPERVISOR_SUPERVISOR_H_
 #define CORRAL_AGENT_SUPERVISOR_SUPERVISOR_H_
 
