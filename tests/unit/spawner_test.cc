@@ -125,7 +125,13 @@ TEST(SpawnerTest, ChildGetsEmptyMaskDefaultDispositionsOwnGroupAndPid) {
   std::optional<ProcStat> st = ReadProcStat(pid);
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(st->pgid, pid) << "the worker must lead its own process group";
-  std::string env = Environ(pid);
+  // /proc/PID/exe changes before exec has set up the new stack, where
+  // /proc/PID/environ reads from: until then it reads empty.
+  std::string env;
+  for (int i = 0; i < 2000 && env.empty(); ++i) {
+    env = Environ(pid);
+    if (env.empty()) usleep(1000);
+  }
   EXPECT_THAT(env,
               ::testing::HasSubstr("LISTEN_PID=" + std::to_string(pid) + "\n"));
   EXPECT_THAT(
